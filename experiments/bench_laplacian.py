@@ -1,0 +1,158 @@
+"""Benchmark: one PINN training step (Laplacian residual loss, forward + backward to the parameters).
+
+A 4x128 tanh MLP at d = 10, 100, 1000 (batches 2000, 1000, 100), for every Laplacian method of
+``sciml.autodiff``. Prints each method's median step time as a ratio to the nested-autograd baseline
+(DeepXDE's way) measured in the same run, plus the memory the step holds for backward (the bytes of
+tensors saved by autograd; on CUDA also the peak allocated memory).
+
+Methods are timed round-robin (one step of each, repeated) so that machine noise hits all alike.
+
+    python experiments/bench_laplacian.py [--dims 10 100 1000] [--repeats 15] [--device cpu|cuda]
+                                          [--json docs/bench_laplacian_cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sciml import autodiff as ad
+from sciml.nn import MLP
+
+BATCH = {10: 2000, 100: 1000, 1000: 100}
+
+
+def methods(d: int) -> dict[str, ad.AbstractLaplacian]:
+    out = {
+        "nested autograd (baseline)": ad.NestedAutograd(),
+        "hessian trace (torch.func)": ad.HessianTrace(),
+        "forward Laplacian (default)": ad.ForwardLaplacian(),
+        "Hutchinson k=16": ad.Hutchinson(16),
+        "SDGD m=16": ad.SDGD(16),
+    }
+    if d >= 1000:
+        # the full d x d Hessian per point is 4 MB at d=1000: chunk it so it fits comfortably
+        out["hessian trace (torch.func)"] = ad.HessianTrace()
+    return out
+
+
+def step_fn(method, model, params, x, target, gen):
+    def step():
+        noise = method.draw(x.shape[0], x.shape[1], generator=gen, device=x.device, dtype=x.dtype)
+        out = method(model, params, x, noise=noise)
+        loss = ((out.laplacian - target) ** 2).mean()
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        return loss, grads
+
+    return step
+
+
+def peak_rss_mib(d: int, name: str, threads: int) -> float:
+    """Peak resident-memory growth of one step, measured in a fresh process (CPU has no allocator stats)."""
+    import subprocess
+
+    code = (
+        "import resource, torch, sys; sys.argv=['x'];"
+        f"torch.set_num_threads({threads});"
+        "import bench_laplacian as b;"
+        f"setup = b.setup({d}, torch.device('cpu'));"
+        f"step = b.step_fn(b.methods({d})[{name!r}], *setup);"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step();"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parent, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def setup(d: int, device: torch.device):
+    torch.manual_seed(0)
+    n = BATCH[d]
+    model = MLP(d, 1, width=128, depth=4, activation="tanh").to(device)
+    params = dict(model.named_parameters())
+    x = torch.rand(n, d, device=device) * 2 - 1
+    target = torch.sin(x).sum(1)
+    gen = torch.Generator(device=device).manual_seed(0)
+    return model, params, x, target, gen
+
+
+def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool) -> list[dict]:
+    n = BATCH[d]
+    ms = methods(d)
+    args = setup(d, device)
+    steps = {name: step_fn(m, *args) for name, m in ms.items()}
+    times = {name: [] for name in ms}
+    mem = {}
+    for name, step in steps.items():  # warm-up and memory
+        step()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            step()
+            sync(device)
+            mem[name] = torch.cuda.max_memory_allocated() / 2**20
+        elif memory:
+            mem[name] = peak_rss_mib(d, name, threads)
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync(device)
+            t0 = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["nested autograd (baseline)"])
+    rows = []
+    for name in ms:
+        med = statistics.median(times[name])
+        rows.append({
+            "d": d, "batch": n, "method": name, "median_s": med, "speedup_vs_baseline": base / med,
+            "peak_MiB": mem.get(name),
+            "device": str(device), "threads": threads, "repeats": repeats,
+        })
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dims", type=int, nargs="+", default=[10, 100, 1000], choices=sorted(BATCH))
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory probes")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    all_rows = []
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    print(f"{'d':>5} {'N':>5}  {'method':<28} {'median s':>9} {'speedup':>8} {'peak MiB':>9}")
+    for d in args.dims:
+        rows = run(d, args.repeats, device, torch.get_num_threads(), not args.no_memory)
+        all_rows += rows
+        for r in rows:
+            print(f"{r['d']:>5} {r['batch']:>5}  {r['method']:<28} {r['median_s']:>9.4f} "
+                  f"{r['speedup_vs_baseline']:>7.2f}x {r['peak_MiB'] if r['peak_MiB'] is not None else float('nan'):>9.1f}",
+                  flush=True)
+    if args.json:
+        from sciml.run.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(all_rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""A training loop that every method can reuse: progress, metrics, checkpoints, resume, divergence.
+
+The method supplies a ``step(i) -> dict of scalar metrics`` closure (one optimiser step) and
+``state()``/``load(state)`` for its checkpointable state (model, optimiser, RNG, ...). The loop:
+
+* resumes from the run directory's latest checkpoint if ``resume`` is set;
+* logs metrics every ``log_every`` steps, checkpoints every ``checkpoint_every`` steps;
+* stops with ``Status.DIVERGED`` and a message at the first non-finite metric, leaving the last good
+  checkpoint in place (no checkpoint is written after a bad step);
+* writes a final checkpoint and returns a :class:`Result`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .result import DivergenceError, Result, Status, check_finite
+from .rundir import RunDir
+from .runtime import get_logger, progress
+
+__all__ = ["train_loop", "rng_state", "set_rng_state"]
+
+log = get_logger("run.loop")
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Everything needed to continue the random stream exactly (torch CPU/CUDA, and ``generator``)."""
+    st = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        st["generator"] = generator.get_state()
+    return st
+
+
+def set_rng_state(st: Mapping[str, Any], generator: torch.Generator | None = None) -> None:
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+    if generator is not None and "generator" in st:
+        generator.set_state(st["generator"])
+
+
+def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run: RunDir | None = None,
+               state: Callable[[], dict[str, Any]] | None = None,
+               load: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
+               log_every: int = 100, checkpoint_every: int = 1000, desc: str = "train",
+               stop_at: int | None = None) -> Result:
+    """Run ``step(i)`` for ``i`` in ``[start, n_steps)``.
+
+    Args:
+        step: one optimiser step; returns scalar metrics (the first one is shown in the progress bar).
+        n_steps: total steps of the run.
+        run: run directory for metrics and checkpoints (``None``: nothing written).
+        state: returns the checkpointable state; ``load`` restores it.
+        resume: continue from the latest checkpoint in ``run``.
+        stop_at: stop early after this step (simulates an interruption in tests).
+
+    Returns:
+        Result with status, message, the last metrics, ``extra["step"]`` (steps completed).
+    """
+    start = 0
+    if resume and run is not None and load is not None:
+        ck = run.load_checkpoint()
+        if ck is not None:
+            load(ck)
+            start = int(ck["step"])
+            run.truncate_metrics(start - 1)
+            log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
+    last: dict[str, float] = {}
+    t0 = time.perf_counter()
+    i = start
+    bar = progress(range(start, n_steps), total=n_steps, initial=start, desc=desc)
+    try:
+        for i in bar:
+            metrics = {k: float(v) for k, v in step(i).items()}
+            check_finite(i, **metrics)
+            last = metrics
+            if run is not None and (i % log_every == 0 or i == n_steps - 1):
+                run.log_metrics(i, **metrics)
+            if run is not None and state is not None and checkpoint_every and (i + 1) % checkpoint_every == 0:
+                run.save_checkpoint(state(), i + 1)
+            if stop_at is not None and i + 1 >= stop_at:
+                return Result(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", last, run.path if run else None,
+                              extra={"step": i + 1, "seconds": time.perf_counter() - t0})
+    except DivergenceError as e:
+        good = run.latest_checkpoint() if run is not None else None
+        msg = f"{e}; last good checkpoint: {good}" if good else f"{e}; no checkpoint was written before it"
+        log.error(msg)
+        if run is not None:
+            run.flush_metrics()
+        return Result(Status.DIVERGED, msg, last, run.path if run else None,
+                      artefacts={"checkpoint": good} if good else {}, extra={"step": e.step})
+    seconds = time.perf_counter() - t0
+    if run is not None and state is not None:
+        run.save_checkpoint(state(), n_steps)
+    if run is not None:
+        run.flush_metrics()
+    return Result(Status.SUCCESS, f"finished {n_steps} steps in {seconds:.1f} s", last, run.path if run else None,
+                  extra={"step": n_steps, "seconds": seconds})

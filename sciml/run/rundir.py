@@ -1,0 +1,150 @@
+"""The run directory every method writes, and checkpoints that survive crashes.
+
+Layout of ``RUN/``::
+
+    config.toml        the resolved config (every default filled in), written at start
+    meta.json          sciml/torch versions, device, seed, command, start time, status at the end
+    metrics.jsonl      one JSON object per logged step (appended, flushed)
+    metrics.h5         the same metrics as arrays, rewritten atomically at checkpoints and at the end
+    results.h5         the method's results (arrays + attributes), written atomically
+    checkpoints/       ckpt_<step>.pt (atomic), the last ``keep`` of them; ``latest`` is the newest
+    *.png              plots
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .config import config_to_dict, dump_toml
+from .io import atomic_h5, atomic_torch_save, atomic_write_text
+
+__all__ = ["RunDir"]
+
+
+class RunDir:
+    """A run's output folder.
+
+    Args:
+        path: the folder (created if missing).
+        keep: how many checkpoints to keep (oldest removed first).
+    """
+
+    def __init__(self, path: str | Path, *, keep: int = 3):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "checkpoints").mkdir(exist_ok=True)
+        self.keep = keep
+        self._metrics: dict[str, list[float]] = {}
+        self._load_metrics()
+
+    # --- config and metadata -------------------------------------------------------------------
+    def save_config(self, cfg: Any) -> None:
+        data = cfg if isinstance(cfg, Mapping) else config_to_dict(cfg)
+        atomic_write_text(self.path / "config.toml", dump_toml(data))
+
+    def write_meta(self, **info: Any) -> None:
+        meta = self.read_meta()
+        meta.update(info)
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1, default=str))
+
+    def read_meta(self) -> dict[str, Any]:
+        p = self.path / "meta.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    # --- metrics -------------------------------------------------------------------------------
+    def _load_metrics(self) -> None:
+        p = self.path / "metrics.jsonl"
+        if p.exists():
+            for line in p.read_text().splitlines():
+                if line.strip():
+                    self._append(json.loads(line))
+
+    def _append(self, row: Mapping[str, Any]) -> None:
+        n = len(next(iter(self._metrics.values()))) if self._metrics else 0
+        for k, v in row.items():
+            col = self._metrics.setdefault(k, [math.nan] * n)
+            col.append(float(v))
+        for k, col in self._metrics.items():
+            if len(col) < n + 1:
+                col.append(math.nan)
+
+    def log_metrics(self, step: int, **values: float) -> None:
+        """Append one row (``step`` plus named scalars) to ``metrics.jsonl``."""
+        row = {"step": int(step), **{k: float(v) for k, v in values.items()}}
+        self._append(row)
+        with open(self.path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop metric rows logged after ``after_step`` (used on resume from an older checkpoint)."""
+        if "step" not in self._metrics:
+            return
+        keep = [i for i, s in enumerate(self._metrics["step"]) if s <= after_step]
+        self._metrics = {k: [v[i] for i in keep] for k, v in self._metrics.items()}
+        rows = [{k: v[i] for k, v in self._metrics.items() if not math.isnan(v[i])} for i in range(len(keep))]
+        for r in rows:
+            r["step"] = int(r["step"])
+        atomic_write_text(self.path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    @property
+    def metrics(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self._metrics.items()}
+
+    def flush_metrics(self) -> None:
+        """Write all metrics as arrays to ``metrics.h5`` (atomically)."""
+        with atomic_h5(self.path / "metrics.h5") as fh:
+            for k, v in self.metrics.items():
+                fh[k] = v
+
+    # --- results -------------------------------------------------------------------------------
+    def write_results(self, arrays: Mapping[str, Any], attrs: Mapping[str, Any] | None = None,
+                      name: str = "results.h5") -> Path:
+        """Write arrays (tensors or numpy; nested dicts become groups) and attributes atomically."""
+        path = self.path / name
+
+        def put(group, d):
+            for k, v in d.items():
+                if isinstance(v, Mapping):
+                    put(group.create_group(k), v)
+                else:
+                    if hasattr(v, "detach"):
+                        v = v.detach().cpu().numpy()
+                    group[k] = np.asarray(v)
+
+        with atomic_h5(path) as fh:
+            put(fh, arrays)
+            for k, v in (attrs or {}).items():
+                fh.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v)
+        return path
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def checkpoints(self) -> list[Path]:
+        """Checkpoint files, oldest first."""
+        return sorted((self.path / "checkpoints").glob("ckpt_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+
+    def save_checkpoint(self, state: Mapping[str, Any], step: int) -> Path:
+        """Save ``state`` (anything ``torch.save`` takes) atomically; keep the newest ``keep``."""
+        path = self.path / "checkpoints" / f"ckpt_{int(step)}.pt"
+        atomic_torch_save({"step": int(step), "time": time.time(), **state}, path)
+        for old in self.checkpoints()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        self.flush_metrics()
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        ck = self.checkpoints()
+        return ck[-1] if ck else None
+
+    def load_checkpoint(self, path: str | Path | None = None, map_location: Any = "cpu") -> dict[str, Any] | None:
+        import torch
+
+        path = Path(path) if path is not None else self.latest_checkpoint()
+        if path is None:
+            return None
+        return torch.load(path, map_location=map_location, weights_only=False)
