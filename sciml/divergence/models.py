@@ -1,0 +1,179 @@
+r"""Generators: GAN generator with Gaussian or heavy-tailed latent noise, and the potential CNF.
+
+**Why heavy-tailed latents.** A Lipschitz map :math:`G` satisfies :math:`|G(z)| \le |G(0)| + L|z|`, so
+:math:`P(|G(Z)|>r) \le P(|Z| > (r-|G(0)|)/L)`: Gaussian :math:`Z` gives sub-Gaussian outputs and no MLP
+with Lipschitz activations can produce a power law (arXiv 2605.18931). A ReLU-type MLP is also
+asymptotically positively homogeneous, so it keeps the tail index of a heavy-tailed latent; with a
+Student-t latent the generator learns the body, the scale and the direction of the tail, and the
+latent's degrees of freedom set the index (by default the Hill estimate of the data).
+
+**Continuous normalising flow.** :math:`\dot x = v(x,t) = -\nabla_x\Phi(t,x)` maps data
+(:math:`t=0`) to the base (:math:`t=T`); :math:`\log p(x) = \log p_{base}(x_T) + \int_0^T \nabla\cdot v\,dt`,
+with the divergence from the autodiff core (exact, or Hutchinson with probes passed in). The W2 proximal
+(OT-Flow) adds the kinetic energy :math:`\int_0^T \tfrac12|v|^2dt` and, optionally, the HJB residual
+:math:`\int_0^T |\partial_t\Phi - \tfrac12|\nabla\Phi|^2|\,dt`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..autodiff import batch, divergence as exact_divergence, divergence_estimate, gradient, point_function, rademacher
+from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
+from ..nn.mlp import MLP
+
+__all__ = ["sample_latent", "Generator", "PotentialFlow", "student_t_logpdf"]
+
+
+def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Generator | None = None,
+                  device=None, dtype=torch.float32) -> Tensor:
+    """Latent noise ``(n, dim)``: ``gaussian``; ``student`` (multivariate t, one shared chi-square scale);
+    ``student_iid`` (independent t coordinates). Drawn from ``generator`` (chi-square via numpy seeded
+    from it, as torch's gamma sampler takes no generator)."""
+    z = torch.randn(n, dim, generator=generator, device=generator.device if generator is not None else None)
+    z = z.to(device=device, dtype=dtype)
+    if kind == "gaussian":
+        return z
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else None))
+    rng = np.random.default_rng(seed)
+    shape = (n, 1) if kind == "student" else (n, dim)
+    if kind not in ("student", "student_iid"):
+        raise ValueError(f"unknown latent {kind!r}")
+    w = torch.as_tensor(rng.chisquare(nu, size=shape) / nu, device=device, dtype=dtype)
+    return z / w.sqrt()
+
+
+def student_t_logpdf(z: Tensor, nu: float) -> Tensor:
+    """Log-density of the standard multivariate Student-t(nu) in ``z.shape[-1]`` dimensions."""
+    d = z.shape[-1]
+    return (math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - d / 2 * math.log(nu * math.pi)
+            - (nu + d) / 2 * torch.log1p(z.pow(2).sum(-1) / nu))
+
+
+class Generator(nn.Module):
+    """GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise."""
+
+    def __init__(self, latent_dim: int, out_dim: int, width: int = 64, depth: int = 3, activation: str = "leaky_relu"):
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(prev, width), LIPSCHITZ_ACTIVATIONS[activation]()]
+            prev = width
+        layers.append(nn.Linear(prev, out_dim))
+        self.net = nn.Sequential(*layers)
+        self.latent_dim, self.out_dim = latent_dim, out_dim
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class PotentialFlow(nn.Module):
+    r"""CNF with potential velocity :math:`v = -\nabla_x\Phi(t, x)`, :math:`\Phi` an MLP of :math:`(t, x)`.
+
+    Args:
+        dim: data dimension.
+        horizon: T. n_steps: RK4 steps.
+        divergence: ``"exact"`` (core ``divergence``, D forward passes) or ``"hutchinson"``
+            (core ``divergence_estimate``; probes drawn outside from the generator passed to ``forward``).
+        base: ``"gaussian"`` or ``"student"`` with ``base_nu``.
+    """
+
+    def __init__(self, dim: int, width: int = 32, depth: int = 2, activation: str = "tanh", *, horizon: float = 1.0,
+                 n_steps: int = 8, divergence: str = "exact", probes: int = 1, base: str = "gaussian",
+                 base_nu: float = 1.0):
+        super().__init__()
+        self.potential = MLP(dim + 1, 1, width, depth, activation)
+        self.dim, self.horizon, self.n_steps = dim, horizon, n_steps
+        self.div_kind, self.probes, self.base, self.base_nu = divergence, probes, base, base_nu
+        phi = point_function(self.potential)
+        self._grad = batch(gradient(phi))
+
+        def field(pt: Any, x: Tensor) -> Tensor:  # v(x) at fixed t; params carry (weights, t)
+            p, t = pt
+            return -gradient(phi)(p, torch.cat([t.reshape(1), x]))[1:]
+
+        self._div = batch(exact_divergence(field))
+        self._div_est = batch(divergence_estimate(field), n_batched=2)
+
+    def params(self) -> dict[str, Tensor]:
+        return dict(self.potential.named_parameters())
+
+    def base_logpdf(self, z: Tensor) -> Tensor:
+        if self.base == "gaussian":
+            return -0.5 * z.pow(2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
+        return student_t_logpdf(z, self.base_nu)
+
+    def _terms(self, p, t: float, x: Tensor, probes: Tensor | None, need_div: bool):
+        tt = torch.full((x.shape[0], 1), t, dtype=x.dtype, device=x.device)
+        g = self._grad(p, torch.cat([tt, x], dim=1))
+        dphi_dt, v = g[:, 0], -g[:, 1:]
+        div = None
+        if need_div:
+            tp = (p, torch.as_tensor(t, dtype=x.dtype, device=x.device))
+            div = self._div(tp, x) if probes is None else self._div_est(tp, x, probes)
+        return v, div, dphi_dt
+
+    def integrate(self, x: Tensor, *, reverse: bool = False, with_terms: bool = True,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """RK4 from t=0 to T (or T to 0 with ``reverse``).
+
+        Returns:
+            ``(x_end, int div v dt, int |v|^2/2 dt, int |HJB| dt)`` (the last three zero when
+            ``with_terms`` is False).
+        """
+        p = self.params()
+        h = self.horizon / self.n_steps
+        n = x.shape[0]
+        probes = None
+        if with_terms and self.div_kind == "hutchinson":
+            probes = rademacher((n, self.probes, self.dim), generator=generator, device=x.device, dtype=x.dtype)
+        zero = x.new_zeros(n)
+        ldiv, kin, hjb = zero, zero, zero
+        sign = -1.0 if reverse else 1.0
+        for i in range(self.n_steps):
+            t0 = self.horizon - i * h if reverse else i * h
+
+            def rhs(t, y):
+                v, div, dphi = self._terms(p, t, y, probes, with_terms)
+                if not with_terms:
+                    return sign * v, None
+                r = (dphi - 0.5 * v.pow(2).sum(-1)).abs()
+                return sign * v, (div, 0.5 * v.pow(2).sum(-1), r)
+
+            k1, a1 = rhs(t0, x)
+            k2, a2 = rhs(t0 + sign * h / 2, x + h / 2 * k1)
+            k3, a3 = rhs(t0 + sign * h / 2, x + h / 2 * k2)
+            k4, a4 = rhs(t0 + sign * h, x + h * k3)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            if with_terms:
+                ldiv = ldiv + h / 6 * (a1[0] + 2 * a2[0] + 2 * a3[0] + a4[0])
+                kin = kin + h / 6 * (a1[1] + 2 * a2[1] + 2 * a3[1] + a4[1])
+                hjb = hjb + h / 6 * (a1[2] + 2 * a2[2] + 2 * a3[2] + a4[2])
+        return x, ldiv, kin, hjb
+
+    def log_prob(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        r""":math:`\log p(x) = \log p_{base}(x_T) + \int_0^T\nabla\cdot v\,dt`."""
+        z, ldiv, _, _ = self.integrate(x, generator=generator)
+        return self.base_logpdf(z) + ldiv
+
+    def sample_base(self, n: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> Tensor:
+        kind = "gaussian" if self.base == "gaussian" else "student"
+        return sample_latent(kind, n, self.dim, self.base_nu, generator=generator, device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32,
+               chunk: int = 10000) -> Tensor:
+        """Draw from the base and integrate backward from T to 0."""
+        out = []
+        for i in range(0, n, chunk):
+            z = self.sample_base(min(chunk, n - i), generator=generator, device=device, dtype=dtype)
+            with torch.enable_grad():  # the velocity is an input gradient
+                x, *_ = self.integrate(z, reverse=True, with_terms=False)
+            out.append(x.detach())
+        return torch.cat(out)
