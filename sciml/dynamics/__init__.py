@@ -1,0 +1,16 @@
+"""Dynamical systems as data, accurate integrators, trajectory generation and the HDF5 trajectory schema.
+
+See ``docs/conservation.md`` (the schema and ``sciml simulate``) and :mod:`problems.systems` (the catalogue).
+"""
+
+from .integrators import DOP853, Integrator, Leapfrog, Yoshida4, default_integrator
+from .system import DynamicalSystem, InitialRegion
+from .trajectories import (MIN_TIMES, SCHEMA_VERSION, Trajectories, energy_drift, load_trajectories,
+                           save_trajectories, simulate)
+
+__all__ = [
+    "DOP853", "Integrator", "Leapfrog", "Yoshida4", "default_integrator",
+    "DynamicalSystem", "InitialRegion",
+    "MIN_TIMES", "SCHEMA_VERSION", "Trajectories", "energy_drift", "load_trajectories", "save_trajectories",
+    "simulate",
+]

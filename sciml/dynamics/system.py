@@ -1,0 +1,107 @@
+r"""A dynamical system as data: a vector field, its known invariants and where to start trajectories.
+
+State convention: ``x = (q_1..q_N, p_1..p_N)`` of dimension ``d = 2N`` for Hamiltonian systems (the
+``"qp"`` layout). Every callable here acts on one state ``x`` of shape ``(d,)`` and is written with
+ellipsis indexing, so it also broadcasts over leading batch axes; :func:`torch.func.vmap` lifts it
+when per-point autodiff is needed (gradients of invariants in the checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = ["DynamicalSystem", "InitialRegion"]
+
+PointMap = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class InitialRegion:
+    r"""Where initial conditions are drawn: ``x0 = centre + half_width * U(-1, 1)^d`` coordinate-wise.
+
+    Args:
+        centre: tensor-like of length ``d`` (e.g. equally spaced lattice positions).
+        half_width: per-coordinate half widths (length ``d``) or one number.
+        description: one line for the docs and the HDF5 attributes.
+    """
+
+    centre: tuple[float, ...]
+    half_width: tuple[float, ...]
+    description: str = ""
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float64) -> Tensor:
+        """``n`` initial states, shape ``(n, d)``, drawn with ``generator``."""
+        c = torch.tensor(self.centre, dtype=dtype)
+        w = torch.tensor(self.half_width, dtype=dtype).expand_as(c)
+        u = torch.rand((n, c.numel()), generator=generator, dtype=dtype)
+        return c + w * (2 * u - 1)
+
+
+@dataclass(frozen=True)
+class DynamicalSystem:
+    r"""An autonomous ODE :math:`\dot x = f(x)` with what is known about its first integrals.
+
+    Args:
+        name: catalogue name (e.g. ``"toda-open"``).
+        dim: state dimension ``d``.
+        vector_field: ``f(x)``, shape ``(d,) -> (d,)`` (broadcasts over leading axes).
+        region: initial-condition region.
+        invariants: known first integrals ``I(x) -> scalar`` by name (used only for checking).
+        n_dof: ``N`` for a Hamiltonian system in the ``qp`` layout, else ``None``.
+        hamiltonian: ``H(x)`` used for the energy-drift report (``None``: not Hamiltonian).
+        dT_dp, dV_dq: for separable ``H = T(p) + V(q)``: ``p -> dT/dp`` and ``q -> dV/dq``; when both
+            are given the symplectic integrators can be used.
+        expected: number of functionally independent integrals theory predicts (all of them).
+        expected_involution: number in involution (at most ``N``).
+        params: physical parameters (stored with the trajectories).
+        notes: one line on what the count means for this system.
+        max_energy: reject initial states above this energy (``None``: keep all).
+    """
+
+    name: str
+    dim: int
+    vector_field: PointMap
+    region: InitialRegion
+    invariants: Mapping[str, PointMap] = field(default_factory=dict)
+    n_dof: int | None = None
+    hamiltonian: PointMap | None = None
+    dT_dp: PointMap | None = None
+    dV_dq: PointMap | None = None
+    expected: int | None = None
+    expected_involution: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    max_energy: float | None = None
+
+    def sample_initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` initial states from :attr:`region`, rejecting those with ``H > max_energy`` (e.g. above an
+        escape barrier) when both are set."""
+        if self.max_energy is None or self.hamiltonian is None:
+            return self.region.sample(n, generator)
+        kept: list[Tensor] = []
+        have, tries = 0, 0
+        while have < n:
+            x = self.region.sample(max(2 * (n - have), 16), generator)
+            x = x[self.hamiltonian(x) <= self.max_energy]
+            kept.append(x)
+            have += x.shape[0]
+            tries += 1
+            if tries > 1000:
+                raise RuntimeError(f"{self.name}: region rarely has H <= {self.max_energy}; widen max_energy")
+        return torch.cat(kept)[:n]
+
+    @property
+    def separable(self) -> bool:
+        """True when ``H = T(p) + V(q)`` is available split (symplectic integration possible)."""
+        return self.dT_dp is not None and self.dV_dq is not None and self.n_dof is not None
+
+    def invariant_values(self, X: Tensor) -> Tensor:
+        """Known invariants on states ``X`` of shape ``(..., d)`` -> ``(..., n_invariants)``."""
+        if not self.invariants:
+            return X.new_zeros(X.shape[:-1] + (0,))
+        return torch.stack([f(X) for f in self.invariants.values()], dim=-1)
