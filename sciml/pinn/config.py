@@ -1,0 +1,90 @@
+"""Configs of ``sciml pinn``: frozen dataclasses loaded from TOML (see ``configs/pinn/*.toml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sciml.run import param
+
+__all__ = ["ProblemConfig", "ModelConfig", "SamplingConfig", "LossConfig", "LaplacianConfig", "OptimConfig",
+           "TransferConfig", "PINNConfig"]
+
+ACTIVATIONS = ("tanh", "sin", "sigmoid", "silu", "softplus", "gelu", "relu3")
+
+
+@dataclass(frozen=True)
+class ProblemConfig:
+    family: str = param("allen_cahn", choices=("allen_cahn", "linear_parabolic"), doc="PDE family (problems/pdes.py)")
+    value: float = param(0.0, doc="family parameter: eps (Allen-Cahn) or c (linear parabolic)")
+    d: int = param(10, ge=1, doc="spatial dimension")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    widths: tuple[int, ...] = param((300, 300), ge=1, doc="hidden widths (the paper: two layers of 300)")
+    activation: str = param("tanh", choices=ACTIVATIONS, doc="relu3 = max(z,0)^3/6, the released code's")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    sampler: str = param("volume", choices=("volume", "radial"),
+                         doc="ball sampler: uniform in volume, or uniform in radius (the paper code's)")
+    r_min: float = param(0.0, ge=0, lt=1, doc="smallest radius of the radial sampler")
+    n_interior: int = param(1000, ge=1)
+    n_boundary: int = param(500, ge=0)
+    n_initial: int = param(500, ge=0)
+    n_test: int = param(10000, ge=1, doc="held-out test points, drawn like the interior points")
+    resample: bool = param(False, doc="draw fresh collocation points every step")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    w_residual: float = param(1.0, ge=0)
+    w_boundary: float = param(100.0, ge=0, doc="the released code weights boundary and initial MSE by 100")
+    w_initial: float = param(100.0, ge=0)
+
+
+@dataclass(frozen=True)
+class LaplacianConfig:
+    method: str = param("auto", choices=("auto", "forward", "hessian", "hutchinson", "sdgd"),
+                        doc="auto: exact forward Laplacian for d <= 64, SDGD above")
+    probes: int = param(16, ge=1, doc="Hutchinson probes / SDGD sampled dimensions")
+    chunk_size: int | None = param(None, ge=1, doc="points per chunk (memory cap)")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    iters: int = param(20000, ge=0, doc="Adam iterations")
+    lr: float = param(1e-3, gt=0, doc="Adam learning rate")
+    decay_rate: float = param(1.0, gt=0, le=1, doc="lr multiplied by this every decay_steps (smoothly)")
+    decay_steps: int = param(1000, ge=1)
+    lbfgs_iters: int = param(0, ge=0, doc="L-BFGS polishing iterations after Adam")
+    lbfgs_lr: float = param(1.0, gt=0)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    method: str = param("svd", choices=("svd", "sigma_only", "full", "last_layer", "frozen_hidden", "scratch"),
+                        doc="svd = SVD-PINN (paper); sigma_only = singular values only; the rest are baselines")
+    targets: tuple[float, ...] = param((50.0,), doc="family parameter(s) to transfer to")
+    layers: str = param("hidden_square", choices=("hidden_square", "all_hidden"),
+                        doc="which weights to factor: the square hidden-to-hidden ones, or every hidden layer")
+    rank: int = param(0, ge=0, doc="keep the top-r singular values trainable (0: full rank)")
+    s_optimizer: str = param("sgd", choices=("sgd", "adam"), doc="optimiser of the singular values")
+    s_lr: float = param(1e-2, gt=0, doc="learning rate of the singular values")
+    s_momentum: float = param(0.0, ge=0, lt=1, doc="SGD momentum of s (the paper: none)")
+
+
+@dataclass(frozen=True)
+class PINNConfig:
+    problem: ProblemConfig = field(default_factory=ProblemConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    laplacian: LaplacianConfig = field(default_factory=LaplacianConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    seed: int = param(0, ge=0)
+    dtype: str = param("float32", choices=("float32", "float64"))
+    log_every: int = param(100, ge=1, doc="log metrics and the test error every this many steps")
+    checkpoint_every: int = param(1000, ge=0)

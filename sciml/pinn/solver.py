@@ -1,0 +1,351 @@
+r"""PINN training: loss, parametrisations, the trainer, test metrics.
+
+The loss of a network :math:`u_\theta` on collocation points is
+
+.. math::
+    L(\theta) = w_r \frac{1}{n_r}\sum |\mathcal{N}[u_\theta] - f|^2
+              + w_b \frac{1}{n_b}\sum |u_\theta - g|^2 + w_i \frac{1}{n_i}\sum |u_\theta(t_0,\cdot) - h|^2,
+
+with the derivatives of :math:`u_\theta` from :func:`sciml.autodiff.evolution_terms` (exact forward
+Laplacian by default, SDGD/Hutchinson at large d). The network sees :math:`(t - \bar t, x)`, with
+:math:`\bar t` the middle of the time interval (the released code feeds :math:`t - 1/2`).
+
+A :class:`Parametrisation` says how the MLP's parameter dict is built from the trainable tensors:
+the identity for a plain PINN, :math:`W = U\,\mathrm{diag}(s)\,V^\top` for the SVD transfer
+(:mod:`sciml.transfer`). Every method is then the same trainer with a different parametrisation.
+
+Test metrics: ``rel_l2`` :math:`= \|u_\theta - u\| / \|u\|` on held-out points, and, labelled
+separately, ``rel_l2_sq`` :math:`= \|u_\theta - u\|^2/\|u\|^2`, what the released SVD-PINN code calls
+"relative error".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from sciml.autodiff import AbstractLaplacian, EvolutionDerivatives, HessianTrace, evolution_terms
+from sciml.run import Result, RunDir, Status, rng_state, set_rng_state, train_loop
+
+from .config import PINNConfig
+from .network import laplacian_for
+from .problem import HardDirichlet, PDEProblem
+from .sampling import Points, RadialUniformBall, UniformBall, sample_domain, sample_points
+
+__all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
+           "relative_l2", "TestSet", "make_test_set", "Trainer", "sampler_of", "collocation"]
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Parametrisation:
+    """How the network's parameters are built from trainable tensors.
+
+    Attributes:
+        theta: trainable leaf tensors by name.
+        const: frozen tensors (singular vectors, frozen weights) by name.
+        build: ``build(theta, const) -> {mlp parameter name: tensor}``; pure, so it can be vmapped over
+            stacked ``theta`` (the family run).
+        s_keys: names in ``theta`` trained by the singular-value optimiser (plain SGD by default).
+        nonneg_keys: names projected onto ``>= 0`` after every step.
+        label: the method's name for tables.
+    """
+
+    theta: dict[str, Tensor]
+    const: dict[str, Tensor]
+    build: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], dict[str, Tensor]]
+    s_keys: frozenset[str] = frozenset()
+    nonneg_keys: frozenset[str] = frozenset()
+    label: str = "pinn"
+
+    def params(self, theta: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        return self.build(self.theta if theta is None else theta, self.const)
+
+    @property
+    def n_trainable(self) -> int:
+        return sum(v.numel() for v in self.theta.values())
+
+    @torch.no_grad()
+    def project(self) -> None:
+        """Keep the constrained entries feasible: :math:`s \\leftarrow \\max(s, 0)`."""
+        for k in self.nonneg_keys:
+            self.theta[k].clamp_(min=0)
+
+
+def _merge(theta, const):
+    return {**const, **theta}
+
+
+def identity_parametrisation(module: nn.Module, params: Mapping[str, Tensor] | None = None) -> Parametrisation:
+    """Every network parameter trainable (a PINN from scratch, or full fine-tuning)."""
+    src = dict(module.named_parameters()) if params is None else params
+    theta = {k: v.detach().clone().requires_grad_(True) for k, v in src.items()}
+    return Parametrisation(theta, {}, _merge, label="full")
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Targets:
+    """Data of the loss at the collocation points: ``f`` (interior), ``g`` (boundary), ``h`` (initial)."""
+
+    f: Tensor
+    g: Tensor
+    h: Tensor
+
+
+def targets_for(problem: PDEProblem, pts: Points) -> Targets:
+    z = pts.t_in.new_zeros(0)
+    g = problem.boundary(pts.t_bd, pts.x_bd) if problem.boundary is not None else z
+    h = problem.initial(pts.x_ic) if problem.initial is not None else z
+    return Targets(problem.rhs(pts.t_in, pts.x_in), g, h)
+
+
+def _per_point(fn2):
+    return lambda params, z: fn2(z[0], z[1:])
+
+
+def _ansatz_terms(hard: HardDirichlet, n: EvolutionDerivatives, t: Tensor, x: Tensor) -> EvolutionDerivatives:
+    """Terms of :math:`u = A + B N` by the product rule from those of the network ``N``."""
+    a = evolution_terms(_per_point(hard.lift), {}, t, x, method=HessianTrace())
+    b = evolution_terms(_per_point(hard.factor), {}, t, x, method=HessianTrace())
+    return EvolutionDerivatives(
+        a.u + b.u * n.u,
+        a.u_t + b.u_t * n.u + b.u * n.u_t,
+        a.grad_x + b.grad_x * n.u[:, None] + b.u[:, None] * n.grad_x,
+        a.lap_x + b.lap_x * n.u + 2 * (b.grad_x * n.grad_x).sum(-1) + b.u * n.lap_x,
+    )
+
+
+def predict(module: nn.Module, params: Mapping[str, Tensor], t: Tensor, x: Tensor, *, t_shift: float = 0.0,
+            hard: HardDirichlet | None = None) -> Tensor:
+    """The solution at ``(t, x)``, shape ``(N,)`` (forward pass only)."""
+    z = torch.cat([(t - t_shift)[:, None], x], dim=1)
+    u = functional_call(module, dict(params), (z,)).squeeze(-1)
+    if hard is not None:
+        zz = torch.cat([t[:, None], x], dim=1)
+        a = vmap(lambda p: hard.lift(p[0], p[1:]))(zz)
+        b = vmap(lambda p: hard.factor(p[0], p[1:]))(zz)
+        u = a + b * u
+    return u
+
+
+def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProblem, pts: Points, tg: Targets,
+              method: AbstractLaplacian, *, weights: tuple[float, float, float] = (1.0, 100.0, 100.0),
+              noise: Tensor | None = None, t_shift: float = 0.0, chunk_size: int | None = None
+              ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The weighted PINN loss and its parts (``res``, ``bc``, ``ic``, unweighted MSEs)."""
+    terms = evolution_terms(module, params, pts.t_in - t_shift, pts.x_in, method=method, noise=noise,
+                            chunk_size=chunk_size)
+    hard = problem.hard
+    if hard is not None:
+        terms = _ansatz_terms(hard, terms, pts.t_in, pts.x_in)
+    res = problem.operator(terms, pts.t_in, pts.x_in) - tg.f
+    parts = {"res": (res**2).mean()}
+    zero = res.new_zeros(())
+    t0 = problem.t_range[0]
+    use_bc = tg.g.numel() > 0 and not (hard is not None and hard.enforces_boundary)
+    use_ic = tg.h.numel() > 0 and not (hard is not None and hard.enforces_initial)
+    n_bd = pts.x_bd.shape[0] if use_bc else 0
+    t_ic = torch.full_like(pts.x_ic[:, 0], t0)
+    # one forward pass for boundary and initial points
+    t_all = torch.cat([pts.t_bd[:n_bd], t_ic if use_ic else t_ic[:0]])
+    x_all = torch.cat([pts.x_bd[:n_bd], pts.x_ic if use_ic else pts.x_ic[:0]])
+    u_all = predict(module, params, t_all, x_all, t_shift=t_shift, hard=hard) if t_all.numel() else None
+    parts["bc"] = ((u_all[:n_bd] - tg.g) ** 2).mean() if use_bc else zero
+    parts["ic"] = ((u_all[n_bd:] - tg.h) ** 2).mean() if use_ic else zero
+    loss = weights[0] * parts["res"] + weights[1] * parts["bc"] + weights[2] * parts["ic"]
+    return loss, parts
+
+
+def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
+    """``(||e||/||u||, ||e||^2/||u||^2)``, the second being the released code's "relative error"."""
+    sq = float(((pred - exact) ** 2).sum() / (exact**2).sum())
+    return math.sqrt(sq), sq
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TestSet:
+    t: Tensor
+    x: Tensor
+    u: Tensor
+
+
+def sampler_of(cfg: PINNConfig):
+    s = cfg.sampling
+    return RadialUniformBall(s.r_min) if s.sampler == "radial" else UniformBall()
+
+
+def _dtype(cfg: PINNConfig) -> torch.dtype:
+    return torch.float64 if cfg.dtype == "float64" else torch.float32
+
+
+def collocation(problem: PDEProblem, cfg: PINNConfig, device, generator: torch.Generator | None = None) -> Points:
+    """The training points of a run; with no generator, drawn from ``cfg.seed`` (so a transfer run with
+    the same seed and sampling trains on the pre-training points, as the paper does)."""
+    gen = generator if generator is not None else torch.Generator(device).manual_seed(cfg.seed)
+    s = cfg.sampling
+    return sample_points(problem, s.n_interior, s.n_boundary, s.n_initial, sampler=sampler_of(cfg),
+                         generator=gen, device=device, dtype=_dtype(cfg))
+
+
+def make_test_set(problem: PDEProblem, cfg: PINNConfig, device) -> TestSet:
+    """Held-out points drawn like the interior points (seed-independent, so methods share one test set)."""
+    if problem.exact is None:
+        raise ValueError(f"problem {problem.name} has no exact solution: no test metrics")
+    gen = torch.Generator(device).manual_seed(987654321)
+    t0, t1 = problem.t_range
+    n = cfg.sampling.n_test
+    t = t0 + (t1 - t0) * torch.rand(n, generator=gen, device=device, dtype=_dtype(cfg))
+    x = sample_domain(problem.domain, n, sampler=sampler_of(cfg), generator=gen, device=device, dtype=_dtype(cfg))
+    return TestSet(t, x, problem.exact(t, x))
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Trainer:
+    """Trains one parametrised network on one problem: Adam (optional lr decay), then L-BFGS polishing.
+
+    Use :meth:`fit`; ``history`` holds ``(step, rel_l2)`` pairs for plots.
+
+    Args:
+        problem: the PDE.
+        module: the network (its structure; the parameters come from ``par``).
+        par: the parametrisation (trainable tensors on ``device``).
+        cfg: the run's config (sampling, loss, laplacian, optim, transfer optimiser of ``s``).
+        device: torch device.
+        points: fixed collocation points (default: drawn from ``cfg.seed``).
+    """
+
+    problem: PDEProblem
+    module: nn.Module
+    par: Parametrisation
+    cfg: PINNConfig
+    device: torch.device = torch.device("cpu")
+    points: Points | None = None
+    history: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def __post_init__(self):
+        cfg, problem = self.cfg, self.problem
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        if self.points is None:
+            self.points = collocation(problem, cfg, self.device)
+        self.targets = targets_for(problem, self.points)
+        self.test = make_test_set(problem, cfg, self.device) if problem.exact is not None else None
+        self.method = laplacian_for(self.module, cfg.laplacian.method, problem.d, cfg.laplacian.probes)
+        self.t_shift = 0.5 * sum(problem.t_range)
+        self.weights = (cfg.loss.w_residual, cfg.loss.w_boundary, cfg.loss.w_initial)
+        rest = [v for k, v in self.par.theta.items() if k not in self.par.s_keys]
+        s = [v for k, v in self.par.theta.items() if k in self.par.s_keys]
+        o = cfg.optim
+        self.opts: list[torch.optim.Optimizer] = []
+        if rest:
+            self.opts.append(torch.optim.Adam(rest, lr=o.lr))
+        if s:
+            t = cfg.transfer
+            self.opts.append(torch.optim.SGD(s, lr=t.s_lr, momentum=t.s_momentum) if t.s_optimizer == "sgd"
+                             else torch.optim.Adam(s, lr=t.s_lr))
+        decay = lambda i: o.decay_rate ** (i / o.decay_steps)  # noqa: E731
+        self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
+        self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
+                                        history_size=50, line_search_fn="strong_wolfe")
+                      if o.lbfgs_iters else None)
+        self.train_seconds = 0.0
+
+    @property
+    def n_steps(self) -> int:
+        return self.cfg.optim.iters + self.cfg.optim.lbfgs_iters
+
+    def loss(self, theta=None) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg = self.cfg
+        if cfg.sampling.resample:
+            self.points = collocation(self.problem, cfg, self.device, self.gen)
+            self.targets = targets_for(self.problem, self.points)
+        noise = None
+        if self.method.stochastic:
+            noise = self.method.draw(self.points.x_in.shape[0], self.problem.d, generator=self.gen,
+                                     device=self.device, dtype=self.points.x_in.dtype)
+        return pinn_loss(self.module, self.par.params(theta), self.problem, self.points, self.targets, self.method,
+                         weights=self.weights, noise=noise, t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """``(rel_l2, rel_l2_sq)`` on the test set."""
+        u = predict(self.module, self.par.params(), self.test.t, self.test.x, t_shift=self.t_shift,
+                    hard=self.problem.hard)
+        return relative_l2(u, self.test.u)
+
+    def step(self, i: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        if i < self.cfg.optim.iters:
+            for opt in self.opts:
+                opt.zero_grad(set_to_none=True)
+            loss, parts = self.loss()
+            loss.backward()
+            for opt in self.opts:
+                opt.step()
+            for sch in self.scheds:
+                sch.step()
+        else:
+            box = {}
+
+            def closure():
+                self.lbfgs.zero_grad(set_to_none=True)
+                lo, pa = self.loss()
+                lo.backward()
+                box["v"] = (lo, pa)
+                return lo
+
+            self.lbfgs.step(closure)
+            loss, parts = box["v"]
+        self.par.project()
+        self.train_seconds += time.perf_counter() - t0
+        out = {"loss": float(loss.detach()), **{f"loss_{k}": float(v.detach()) for k, v in parts.items()}}
+        if self.test is not None and (i % self.cfg.log_every == 0 or i == self.n_steps - 1):
+            rel, sq = self.evaluate()
+            out.update(rel_l2=rel, rel_l2_sq=sq)
+            self.history.append((i + 1, rel, sq))
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"theta": {k: v.detach().clone() for k, v in self.par.theta.items()},
+                "opts": [o.state_dict() for o in self.opts], "scheds": [s.state_dict() for s in self.scheds],
+                "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
+                "history": list(self.history), "train_seconds": self.train_seconds,
+                "points": self.points if self.cfg.sampling.resample else None}
+
+    def load(self, st: Mapping[str, Any]) -> None:
+        with torch.no_grad():
+            for k, v in st["theta"].items():
+                self.par.theta[k].copy_(v)
+        for o, s in zip(self.opts, st["opts"]):
+            o.load_state_dict(s)
+        for o, s in zip(self.scheds, st["scheds"]):
+            o.load_state_dict(s)
+        if self.lbfgs is not None and st.get("lbfgs"):
+            self.lbfgs.load_state_dict(st["lbfgs"])
+        set_rng_state(st["rng"], self.gen)
+        self.history = list(st["history"])
+        self.train_seconds = float(st["train_seconds"])
+        if st.get("points") is not None:
+            self.points = st["points"]
+            self.targets = targets_for(self.problem, self.points)
+
+    def fit(self, run: RunDir | None = None, *, resume: bool = False, stop_at: int | None = None,
+            desc: str = "pinn") -> Result:
+        """Train for ``optim.iters`` Adam + ``optim.lbfgs_iters`` L-BFGS steps; see :func:`sciml.run.train_loop`."""
+        res = train_loop(self.step, self.n_steps, run=run, state=self.state, load=self.load, resume=resume,
+                         log_every=self.cfg.log_every, checkpoint_every=self.cfg.checkpoint_every, desc=desc,
+                         stop_at=stop_at)
+        res.extra["train_seconds"] = self.train_seconds
+        res.extra["n_trainable"] = self.par.n_trainable
+        if self.history:
+            res.metrics.setdefault("rel_l2", self.history[-1][1])
+            res.metrics.setdefault("rel_l2_sq", self.history[-1][2])
+        return res
