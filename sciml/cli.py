@@ -4,6 +4,9 @@ Each method contributes its commands from its own module, listed in ``COMMAND_MO
 exposes ``register(subparsers)`` adding parsers whose ``func(args) -> int`` does the work. Demo
 sections are listed in ``DEMO_MODULES``; each exposes ``demo(args) -> bool`` (True: passed).
 
+A demo section reads its own table of ``sciml demo --config FILE`` from ``args.demo_config[name]``
+with ``load_config(table, Cls, prefix=f"{name}.", source_name=args.config)``.
+
 Errors a user can fix (bad config, bad data file, missing device) print one line and exit with 2.
 """
 
@@ -88,6 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .run import resolve_device
 
     resolve_device(args.device)
+    args.demo_config = _demo_config(args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True
@@ -107,6 +111,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _demo_config(path: str | None) -> dict:
+    """Read ``sciml demo --config FILE``: one [table] per demo section (e.g. [autodiff], [pinn])."""
+    if path is None:
+        return {}
+    import tomllib
+    from pathlib import Path
+
+    from .run import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("<file>", f"config file {p} does not exist")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("<file>", f"not valid TOML ({e})", str(p)) from None
+    sections = [m.split(".")[1] for m in DEMO_MODULES]
+    for key, value in data.items():
+        if key not in sections or not isinstance(value, dict):
+            raise ConfigError(key, f"unknown demo section; use tables named {sections}", str(p))
+    return data
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sciml", description="Scientific machine learning on one torch.func core.")
     p.add_argument("--version", action="version", version=f"sciml {__version__}")
@@ -118,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(pd)
     pd.add_argument("--only", nargs="*", default=None, help="run only sections whose name contains these")
     pd.add_argument("--out", default="runs/demo", help="where demo runs are written")
+    pd.add_argument("--config", default=None, help="TOML with one [table] per section, e.g. [autodiff] dim = 100")
     pd.set_defaults(func=cmd_demo)
     for name in COMMAND_MODULES:
         mod = _optional(name)

@@ -79,7 +79,13 @@ def gradient(f: PointFunction) -> PointFunction:
 
 def value_and_gradient(f: PointFunction) -> PointFunction:
     r"""``(f(x), \nabla_x f(x))`` in one reverse pass."""
-    return torch.func.grad_and_value(lambda p, x: f(p, x), argnums=1)
+    gv = torch.func.grad_and_value(f, argnums=1)
+
+    def op(params: Any, x: Tensor) -> tuple[Tensor, Tensor]:
+        g, v = gv(params, x)
+        return v, g
+
+    return op
 
 
 def jacobian(f: PointFunction, *, mode: str = "rev") -> PointFunction:

@@ -153,18 +153,21 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
         raise ConfigError(prefix.rstrip(".") or "<root>", str(e)) from None
 
 
-def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrides: Mapping[str, Any] | None = None) -> T:
+def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrides: Mapping[str, Any] | None = None,
+                prefix: str = "", source_name: str | None = None) -> T:
     """Load a TOML file (or a dict) into the frozen dataclass ``cls``, validating every key.
 
     Args:
         source: path to a ``.toml`` file, or an already-parsed mapping.
         cls: the config dataclass.
         overrides: dotted keys to set after reading (e.g. from command-line flags).
+        prefix: dotted prefix for key names in errors, when ``source`` is a table of a larger file.
+        source_name: file name for errors when ``source`` is a mapping read from a file.
 
     Raises:
         ConfigError: one-line message naming the key.
     """
-    src_name = None
+    src_name = source_name
     if isinstance(source, (str, Path)):
         path = Path(source)
         src_name = str(path)
@@ -185,7 +188,7 @@ def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrid
             node = node.setdefault(p, {})
         node[last] = value
     try:
-        return _build(cls, data)
+        return _build(cls, data, prefix=prefix)
     except ConfigError as e:
         if src_name and not str(e).startswith(src_name):
             raise ConfigError(e.key, str(e).split(": ", 1)[1], src_name) from None
