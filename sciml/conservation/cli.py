@@ -1,0 +1,65 @@
+"""``sciml discover TRAJ.h5``: count and learn conserved quantities from trajectories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["register", "cmd_discover"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..cli import add_common
+
+    p = subparsers.add_parser(
+        "discover", help="count the conserved quantities of trajectories by neural deflation",
+        description="Learn H_1, H_2, ... one at a time, each conserved along the trajectories and "
+                    "functionally independent of the earlier ones; decide the count from the jump in "
+                    "held-out losses. Writes OUT/summary.json, OUT/loss_vs_k.png, OUT/results.h5, OUT/H*.pt.")
+    p.add_argument("traj", help="trajectory HDF5 file (dataset 'trajectories' (n, T, d), 't' or attr 'dt')")
+    p.add_argument("--max-laws", type=int, default=None, help="candidates to train (default d-1, or N+1 "
+                   "with --involution)")
+    p.add_argument("--involution", action="store_true", help="count integrals in involution (at most N)")
+    p.add_argument("--steps", type=int, default=None, help="Adam steps per candidate")
+    p.add_argument("--config", default=None, help="TOML file with DiscoveryConfig keys")
+    p.add_argument("--out", default="runs/discover", help="run directory")
+    p.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
+    add_common(p)
+    p.set_defaults(func=cmd_discover)
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..dynamics import load_trajectories
+    from ..run import load_config, resolve_device
+    from . import DiscoveryConfig, discover
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    traj = load_trajectories(args.traj)
+    overrides = {k: v for k, v in (("max_laws", args.max_laws), ("steps", args.steps), ("seed", args.seed))
+                 if v is not None}
+    if args.involution:
+        overrides["involution"] = True
+    cfg = load_config(args.config or {}, DiscoveryConfig, overrides=overrides)
+    res = discover(traj, cfg, device=device, out=args.out, verbose=not args.json)
+    summ = res.summary()
+    if args.json:
+        print(json.dumps(summ, indent=1, default=str))
+    else:
+        print(f"{args.traj}: state dim {traj.dim}, {traj.n_trajectories} trajectories x {traj.n_times} samples")
+        print(f"  k   held-out {cfg.statistic:<8} train      jump to next (decades)")
+        gaps = res.decision.gaps if res.decision else []
+        for i, f in enumerate(res.fits):
+            mark = "  <- count" if i + 1 == res.n_conserved else ""
+            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {gaps[i + 1]:+.2f}{mark}")
+        print(res.message)
+        if res.decision is not None and res.decision.ambiguous:
+            print("warning: the jump is not decisive (margin <= 0); train longer or give more trajectories")
+        if res.decision is not None and res.decision.capped:
+            print(f"note: every candidate looked conserved; the count is at least {res.n_conserved} "
+                  f"(raise --max-laws)")
+        print(f"wrote {res.run_dir}/summary.json, loss_vs_k.png, results.h5")
+    return 0 if res.status.value == "success" else 1

@@ -1,0 +1,91 @@
+r"""The automatic count: where the sequence of held-out losses jumps.
+
+Let :math:`\ell_k = \log_{10} L_k` be the held-out losses of the candidates :math:`H_1..H_K`, in the
+order they were trained. Conserved candidates sit near the noise floor of the data (finite-difference
+and integrator error, network capacity); the first candidate that cannot be conserved and independent of
+the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
+
+1. Extend the sequence with a virtual candidate :math:`\ell_{K+1} = \log_{10} L_{\rm ref}`,
+   :math:`L_{\rm ref} = 1`: with deflation power :math:`\alpha = 1`, *any* candidate scores exactly 1
+   once the earlier gradients span the whole complement of the motion, so 1 is the loss of a
+   non-conserved candidate in the worst case and the natural end point, and :math:`\ell_0 = \log_{10}
+   L_{\rm ref} - J` so that "nothing conserved" is decided when the first loss is already within
+   :math:`J` decades of the reference.
+2. The count is the position of the largest increase, :math:`n = \arg\max_{0\le k\le K}
+   (\ell_{k+1} - \ell_k)`.
+3. The *margin* is how decisive that is: the largest increase minus the larger of the runner-up increase
+   and :math:`J` (decades). A margin :math:`\le 0` is reported as ambiguous.
+
+:math:`J` (``min_jump``, default 1 decade) is one number for every system; ``docs/conservation.md``
+shows the calibration across the catalogue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+__all__ = ["CountDecision", "JumpRule"]
+
+
+@dataclass(frozen=True)
+class CountDecision:
+    """The rule's output and its evidence.
+
+    Attributes:
+        n: the count.
+        log_losses: :math:`\\ell_0..\\ell_{K+1}` (with the two virtual ends).
+        gaps: :math:`\\ell_{k+1}-\\ell_k` for :math:`k = 0..K`.
+        margin: decisiveness in decades (> 0: decisive).
+        ambiguous: margin <= 0.
+        capped: the count hit the largest value the candidates could show (train more to be sure).
+        rule: a one-line description.
+    """
+
+    n: int
+    log_losses: tuple[float, ...]
+    gaps: tuple[float, ...]
+    margin: float
+    ambiguous: bool
+    capped: bool
+    rule: str
+
+
+@dataclass(frozen=True)
+class JumpRule:
+    """Largest jump in log10 held-out loss, with virtual ends at :math:`L_{\\rm ref}` and
+    :math:`L_{\\rm ref}10^{-J}` (module docstring).
+
+    Args:
+        min_jump: :math:`J`, decades.
+        reference: :math:`L_{\\rm ref}`.
+    """
+
+    min_jump: float = 1.0
+    reference: float = 1.0
+
+    def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None) -> CountDecision:
+        """Decide the count from held-out losses ``L_1..L_K``.
+
+        Args:
+            losses: the held-out losses, in training order.
+            complete: the candidates reached the largest possible number (``d-1``); otherwise a count of
+                ``K`` only says "at least K" and is flagged ``capped``.
+            cap: largest admissible count (``d-1``, or ``N`` in involution).
+        """
+        if not losses:
+            raise ValueError("no losses to decide from")
+        ref = math.log10(self.reference)
+        ell = [ref - self.min_jump] + [math.log10(max(float(x), 1e-300)) for x in losses] + [ref]
+        gaps = [ell[k + 1] - ell[k] for k in range(len(ell) - 1)]
+        limit = len(losses) if cap is None else min(cap, len(losses))
+        cand = list(range(0, limit + 1))
+        n = max(cand, key=lambda k: gaps[k])
+        others = [gaps[k] for k in cand if k != n]
+        runner = max(others) if others else -math.inf
+        margin = gaps[n] - max(runner, self.min_jump)
+        capped = n == len(losses) and not complete
+        rule = (f"largest jump in log10 held-out loss (virtual ends 10^{ref - self.min_jump:g} and "
+                f"10^{ref:g}); J = {self.min_jump:g} decades")
+        return CountDecision(n, tuple(ell), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule)

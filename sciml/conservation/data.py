@@ -1,0 +1,82 @@
+r"""From snapshots to training points: finite-difference velocities, hold-out split, standardisation.
+
+Only the snapshots are used; the equations are never evaluated. Velocities come from central finite
+differences along each trajectory: 4th order on a uniform grid,
+:math:`\dot x_t \approx (-x_{t+2} + 8x_{t+1} - 8x_{t-1} + x_{t-2})/(12\,\Delta t)` (error
+:math:`O(\Delta t^4)`; the two end samples of each trajectory are dropped), and NumPy's 2nd-order
+``gradient`` on a non-uniform grid.
+
+Coordinates are standardised, :math:`z = (x - \mu)/\sigma` per coordinate from the training points, so
+the angles in the loss do not depend on the units of each coordinate (conservation itself,
+:math:`\nabla_x H\cdot\dot x = \nabla_z H\cdot\dot z = 0`, is unit-free).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..dynamics.trajectories import Trajectories
+
+__all__ = ["finite_difference_velocity", "PointSet", "make_points", "split_trajectories"]
+
+
+def finite_difference_velocity(X: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Velocities along each trajectory.
+
+    Args:
+        X: states ``(n, T, d)``; t: times ``(T,)``.
+
+    Returns:
+        ``(states, velocities)``, both ``(n, T', d)``: ``T' = T - 4`` on a uniform grid (4th-order central
+        differences, ends dropped), ``T' = T`` otherwise (2nd order, one-sided at the ends).
+    """
+    dt = np.diff(t)
+    if np.allclose(dt, dt[0], rtol=1e-9, atol=0) and X.shape[1] >= 5:
+        h = float(dt[0])
+        V = (-X[:, 4:] + 8 * X[:, 3:-1] - 8 * X[:, 1:-3] + X[:, :-4]) / (12 * h)
+        return X[:, 2:-2], V
+    return X, np.gradient(X, t, axis=1, edge_order=2)
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """Snapshots with velocities, flattened over trajectories and time.
+
+    Attributes:
+        x: states ``(M, d)``; v: velocities ``(M, d)``; traj: trajectory index per point ``(M,)``.
+    """
+
+    x: Tensor
+    v: Tensor
+    traj: Tensor
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> "PointSet":
+        return PointSet(self.x.to(device, dtype), self.v.to(device, dtype), self.traj.to(device))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def split_trajectories(n: int, holdout: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random split of ``n`` trajectory indices into (train, held-out); at least one in each."""
+    perm = torch.randperm(n, generator=generator).numpy()
+    n_hold = min(n - 1, max(1, int(round(holdout * n))))
+    return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
+
+
+def make_points(traj: Trajectories, max_points: int | None = None,
+                generator: torch.Generator | None = None) -> PointSet:
+    """Velocities by finite differences, then all points (or ``max_points`` of them, drawn at random)."""
+    Xs, V = finite_difference_velocity(np.asarray(traj.X, dtype=np.float64), np.asarray(traj.t, dtype=np.float64))
+    n, T, d = Xs.shape
+    x = torch.from_numpy(np.ascontiguousarray(Xs.reshape(-1, d)))
+    v = torch.from_numpy(np.ascontiguousarray(V.reshape(-1, d)))
+    tid = torch.arange(n).repeat_interleave(T)
+    if max_points is not None and x.shape[0] > max_points:
+        idx = torch.randperm(x.shape[0], generator=generator)[:max_points].sort().values
+        x, v, tid = x[idx], v[idx], tid[idx]
+    return PointSet(x, v, tid)

@@ -1,0 +1,342 @@
+r"""Neural deflation from trajectories: learn :math:`H_1, H_2, \dots` one at a time, then count.
+
+Entry point: :func:`discover` (trajectories + :class:`DiscoveryConfig` -> :class:`Discovery`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..autodiff import batch, gradient, point_function
+from ..dynamics.trajectories import Trajectories
+from ..run import ConfigError, RunDir, Status, config_to_dict, get_logger, param, train_loop
+from .count import CountDecision, JumpRule
+from .data import PointSet, make_points, split_trajectories
+from .losses import orthonormal_span, point_loss
+from .model import ConservedQuantity, LearnedInvariant
+
+__all__ = ["NetworkConfig", "DiscoveryConfig", "Discovery", "discover", "LawFit"]
+
+log = get_logger("conservation")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The MLP of each candidate ``H_k``."""
+
+    width: int = param(64, ge=1, doc="hidden width")
+    depth: int = param(3, ge=1, doc="hidden layers")
+    activation: str = param("silu", choices=("silu", "tanh", "softplus", "gelu", "sin"), doc="activation")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Settings of one discovery (TOML keys of ``sciml discover --config``)."""
+
+    max_laws: int = param(0, ge=0, doc="candidates to train; 0: d-1 (all integrals) or N+1 (involution)")
+    involution: bool = param(False, doc="count integrals in involution (Poisson-bracket term, at most N)")
+    steps: int = param(1500, ge=1, doc="Adam steps per candidate")
+    batch_size: int = param(1024, ge=8, doc="points per step")
+    lr: float = param(3e-3, gt=0, doc="initial learning rate (cosine decay)")
+    lr_final: float = param(3e-5, gt=0, doc="final learning rate")
+    alpha: float = param(1.0, gt=0, doc="deflation power (1: a d-th candidate scores exactly 1)")
+    floor: float = param(1e-3, gt=0, doc="gradient floor delta: a constant candidate scores 1")
+    deflation_eps: float = param(1e-6, gt=0, doc="regulariser of the deflation denominator")
+    bracket_weight: float = param(1.0, ge=0, doc="weight of the Poisson-bracket term (involution)")
+    scale_weight: float = param(1e-2, ge=0, doc="weight pinning mean |grad H|^2 to 1 (H is scale-free)")
+    holdout: float = param(0.25, gt=0, lt=1, doc="fraction of trajectories held out for the losses")
+    max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
+    eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
+    min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
+    statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
+                           doc="held-out per-point losses -> one number per candidate")
+    seed: int = param(0, doc="seed of the split, the initialisations and the batches")
+    dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+
+def loss_statistics(pl: Tensor) -> dict[str, float]:
+    """Summaries of per-point losses: mean, median, geometric mean, 10%-trimmed mean (top tail cut)."""
+    pl = pl.double()
+    q90 = torch.quantile(pl[: 200_000], 0.9)
+    return {"mean": float(pl.mean()), "median": float(pl.median()),
+            "geomean": float(torch.exp(torch.log(pl.clamp_min(1e-300)).mean())),
+            "trimmed": float(pl[pl <= q90].mean())}
+
+
+@dataclass
+class LawFit:
+    """One trained candidate: held-out loss (the chosen statistic), training loss, all statistics."""
+
+    index: int
+    loss: float
+    train_loss: float
+    stats: dict[str, float]
+    seconds: float
+    history: list[float]
+
+    @property
+    def median_loss(self) -> float:
+        return self.stats["median"]
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover` returns.
+
+    Attributes:
+        status, message: how it ended (``Status.DIVERGED`` keeps the laws trained before).
+        n_conserved: the count decided by the rule.
+        decision: the rule's evidence (log-losses, gaps, margin).
+        laws: learned quantities :math:`H_1..H_K` as callables (all candidates; the first
+            ``n_conserved`` are the conserved ones).
+        fits: per-candidate losses and timings.
+        config, dim, n_dof, involution, seconds, split (train / held-out trajectory indices).
+    """
+
+    status: Status
+    message: str
+    n_conserved: int
+    decision: CountDecision | None
+    laws: list[LearnedInvariant]
+    fits: list[LawFit]
+    config: DiscoveryConfig
+    dim: int
+    n_dof: int | None
+    seconds: float
+    split: tuple[np.ndarray, np.ndarray]
+    run_dir: Path | None = None
+
+    @property
+    def conserved(self) -> list[LearnedInvariant]:
+        """The learned quantities counted as conserved."""
+        return self.laws[: self.n_conserved]
+
+    @property
+    def losses(self) -> list[float]:
+        return [f.loss for f in self.fits]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``sciml discover --json`` prints)."""
+        d = self.decision
+        return {
+            "status": self.status.value, "message": self.message, "n_conserved": self.n_conserved,
+            "losses": self.losses, "train_losses": [f.train_loss for f in self.fits],
+            "statistic": self.config.statistic,
+            "heldout_statistics": [f.stats for f in self.fits],
+            "margin": d.margin if d else None, "gaps": list(d.gaps) if d else None,
+            "rule": d.rule if d else None, "involution": self.config.involution, "dim": self.dim,
+            "seconds": self.seconds, "seconds_per_law": [f.seconds for f in self.fits],
+            "config": config_to_dict(self.config),
+        }
+
+
+def _unit(g: Tensor) -> Tensor:
+    return g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
+class _Grads:
+    """State gradients of a module at many points, by the autodiff core (vmap of reverse mode)."""
+
+    def __init__(self, module: ConservedQuantity):
+        self.module = module
+        self.f = point_function(module)
+        self.op = batch(gradient(self.f))
+        self.op_chunked = batch(gradient(self.f), chunk_size=8192)
+
+    def params(self, detach: bool = False) -> dict[str, Tensor]:
+        p = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
+        return {k: v.detach() for k, v in p.items()} if detach else p
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.op(self.params(), x)
+
+    def frozen(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.op_chunked(self.params(detach=True), x)
+
+
+def _evaluate(grads_fn: Callable[[Tensor], Tensor], pts: PointSet, Q: Tensor, prev_x: Tensor | None,
+              cfg: DiscoveryConfig, n_dof: int | None, scale: Tensor, chunk: int = 8192) -> Tensor:
+    """Per-point losses (no gradients) on a point set, chunked."""
+    out = []
+    for s in range(0, len(pts), chunk):
+        sl = slice(s, s + chunk)
+        gx = grads_fn(pts.x[sl])
+        out.append(point_loss(gx * scale, pts.v[sl] / scale, Q[sl], alpha=cfg.alpha, floor=cfg.floor,
+                              eps=cfg.deflation_eps, prev_unit_x=None if prev_x is None else prev_x[sl],
+                              g_x=gx, n_dof=n_dof, bracket_weight=cfg.bracket_weight).detach())
+    return torch.cat(out)
+
+
+def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, device: str | torch.device = "cpu",
+             out: str | Path | None = None, verbose: bool = True) -> Discovery:
+    r"""Count and learn the conserved quantities of the dynamics behind ``traj`` by neural deflation.
+
+    For :math:`k = 1..K` a fresh MLP :math:`H_k` is trained to minimise the mean of the per-point loss
+    :func:`sciml.conservation.losses.point_loss` over the training trajectories, with
+    :math:`H_1..H_{k-1}` frozen; the mean loss on held-out trajectories is recorded, and
+    :class:`~sciml.conservation.count.JumpRule` turns the sequence of held-out losses into the count.
+
+    Args:
+        traj: trajectories (``sciml.dynamics.load_trajectories`` or ``simulate``).
+        config: settings (defaults: :class:`DiscoveryConfig`).
+        device: torch device (the same code runs on CUDA).
+        out: run directory (per-candidate metrics and checkpoints, ``results.h5``, ``summary.json``,
+            ``loss_vs_k.png``); ``None``: nothing written.
+        verbose: log one line per candidate.
+
+    Returns:
+        :class:`Discovery`.
+
+    Raises:
+        ConfigError: ``max_laws`` too large for the state dimension, or involution without a ``qp`` layout.
+    """
+    cfg = config or DiscoveryConfig()
+    device = torch.device(device)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    d, n_dof = traj.dim, traj.n_dof
+    if cfg.involution and n_dof is None:
+        raise ConfigError("involution", "needs a Hamiltonian 'qp' layout (even state dimension, first half q)")
+    cap = (n_dof + 1) if cfg.involution else (d - 1)
+    K = cfg.max_laws or cap
+    if K > cap:
+        raise ConfigError("max_laws", f"{K} exceeds the most candidates that can be told apart here ({cap}: "
+                          f"{'N+1 in involution' if cfg.involution else 'd-1 independent integrals'})")
+    t_start = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    tr_idx, ho_idx = split_trajectories(traj.n_trajectories, cfg.holdout, gen)
+    train = make_points(traj.subset(tr_idx), cfg.max_points, gen).to(device, dtype)
+    test = make_points(traj.subset(ho_idx), cfg.eval_points, gen).to(device, dtype)
+    shift = train.x.mean(0)
+    scale = train.x.std(0).clamp_min(1e-8)
+    run = RunDir(out) if out is not None else None
+    if run is not None:
+        run.save_config(cfg)
+        run.write_meta(status="running", device=str(device), dim=d, n_trajectories=traj.n_trajectories,
+                       system=str(traj.attrs.get("system", "")))
+
+    # per-point bases of the frozen gradients' span, kept for train and held-out points
+    Q_tr = train.x.new_zeros(len(train), d, 0)
+    Q_te = test.x.new_zeros(len(test), d, 0)
+    Gx_tr: list[Tensor] = []  # unit original-coordinate gradients (involution brackets)
+    Gx_te: list[Tensor] = []
+    Gz_tr: list[Tensor] = []
+    Gz_te: list[Tensor] = []
+    laws: list[LearnedInvariant] = []
+    fits: list[LawFit] = []
+    status, message = Status.SUCCESS, ""
+    for k in range(1, K + 1):
+        torch.manual_seed(cfg.seed * 1000 + k)
+        model = ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth,
+                                  cfg.network.activation).to(device, dtype)
+        grads = _Grads(model)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr_final)
+        bgen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + k)
+        prev_tr = torch.stack(Gx_tr, 1) if (cfg.involution and Gx_tr) else None
+        history: list[float] = []
+
+        def step(i: int) -> dict[str, float]:
+            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=bgen, device=device)
+            gx = grads(train.x[idx])
+            gz = gx * scale
+            pl = point_loss(gz, train.v[idx] / scale, Q_tr[idx], alpha=cfg.alpha, floor=cfg.floor,
+                            eps=cfg.deflation_eps, prev_unit_x=None if prev_tr is None else prev_tr[idx],
+                            g_x=gx, n_dof=n_dof, bracket_weight=cfg.bracket_weight)
+            loss = pl.mean()
+            # H is scale-free in the loss; pin its gradient scale so the floor delta means something
+            reg = cfg.scale_weight * torch.log((gz * gz).sum(-1).mean() + 1e-30) ** 2
+            opt.zero_grad(set_to_none=True)
+            (loss + reg).backward()
+            opt.step()
+            sched.step()
+            lv = float(loss.detach())
+            history.append(lv)
+            return {"loss": lv, "scale_reg": float(reg.detach())}
+
+        sub = RunDir(run.path / f"H{k}") if run is not None else None
+        t0 = time.perf_counter()
+        res = train_loop(step, cfg.steps, run=sub, desc=f"H_{k}", log_every=50,
+                         checkpoint_every=0,
+                         state=lambda: {"model": model.state_dict()})
+        seconds = time.perf_counter() - t0
+        if not res.ok:
+            status, message = res.status, f"H_{k}: {res.message}"
+            break
+        # held-out and training losses with this candidate (frozen)
+        prev_te = torch.stack(Gx_te, 1) if (cfg.involution and Gx_te) else None
+        l_te = _evaluate(grads.frozen, test, Q_te, prev_te, cfg, n_dof, scale)
+        l_tr = _evaluate(grads.frozen, train, Q_tr, prev_tr, cfg, n_dof, scale)
+        st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
+        fit = LawFit(k, st_te[cfg.statistic], st_tr[cfg.statistic], st_te, seconds, history)
+        fits.append(fit)
+        laws.append(LearnedInvariant(model, k, fit.loss))
+        if verbose:
+            log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e, geomean %.2e) in %.1f s", k,
+                     cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], st_te["geomean"], seconds)
+        # freeze: append this gradient to the spans
+        gtr, gte = grads.frozen(train.x), grads.frozen(test.x)
+        Gz_tr.append(gtr * scale)
+        Gz_te.append(gte * scale)
+        Q_tr = orthonormal_span(torch.stack(Gz_tr, -1))
+        Q_te = orthonormal_span(torch.stack(Gz_te, -1))
+        if cfg.involution:
+            Gx_tr.append(_unit(gtr))
+            Gx_te.append(_unit(gte))
+
+    decision = None
+    n = 0
+    if fits:
+        rule = JumpRule(cfg.min_jump)
+        cap_n = n_dof if cfg.involution else d - 1
+        decision = rule.decide([f.loss for f in fits], complete=(len(fits) == d - 1 and not cfg.involution),
+                               cap=cap_n)
+        n = decision.n
+    seconds = time.perf_counter() - t_start
+    if status == Status.SUCCESS:
+        message = (f"{n} conserved quantit{'y' if n == 1 else 'ies'}"
+                   f"{' in involution' if cfg.involution else ''} (margin {decision.margin:.2f} decades) "
+                   f"from {len(fits)} candidates in {seconds:.1f} s")
+    result = Discovery(status, message, n, decision, laws, fits, cfg, d, n_dof, seconds, (tr_idx, ho_idx),
+                       run.path if run is not None else None)
+    if run is not None:
+        _write(run, result)
+    return result
+
+
+def _write(run: RunDir, res: Discovery) -> None:
+    from ..run import atomic_write_text
+    from .plots import plot_losses
+
+    summ = res.summary()
+    atomic_write_text(run.path / "summary.json", json.dumps(summ, indent=1, default=str))
+    arrays: dict[str, Any] = {
+        "losses": np.array(res.losses), "train_losses": np.array([f.train_loss for f in res.fits]),
+        "train_trajectories": res.split[0], "heldout_trajectories": res.split[1],
+    }
+    for f in res.fits:
+        arrays[f"history/H{f.index}"] = np.array(f.history)
+    nested: dict[str, Any] = {}
+    for k, v in arrays.items():
+        if "/" in k:
+            g, n = k.split("/")
+            nested.setdefault(g, {})[n] = v
+        else:
+            nested[k] = v
+    run.write_results(nested, {"n_conserved": res.n_conserved, "margin": summ["margin"], "status": summ["status"]})
+    for law in res.laws:
+        from ..run import atomic_torch_save
+        atomic_torch_save(law.module.state_dict(), run.path / f"H{law.index}.pt")
+    if res.decision is not None:
+        plot_losses(res, run.path / "loss_vs_k.png")
+    run.write_meta(status=summ["status"], n_conserved=res.n_conserved, seconds=res.seconds)

@@ -1,0 +1,73 @@
+"""A candidate conserved quantity: an MLP on standardised coordinates, and its user-facing callable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..autodiff import batch, gradient, point_function
+from ..nn.mlp import MLP
+
+__all__ = ["ConservedQuantity", "LearnedInvariant"]
+
+
+class ConservedQuantity(nn.Module):
+    r"""``H(x) = MLP((x - shift) / scale)``; batched ``(n, d) -> (n, 1)``.
+
+    The standardisation is part of the function, so gradients taken with :mod:`sciml.autodiff` are
+    gradients with respect to the original state.
+    """
+
+    def __init__(self, dim: int, shift: Tensor, scale: Tensor, width: int = 64, depth: int = 3,
+                 activation: str = "silu"):
+        super().__init__()
+        self.register_buffer("shift", torch.as_tensor(shift).clone())
+        self.register_buffer("scale", torch.as_tensor(scale).clone())
+        self.net = MLP(dim, 1, width, depth, activation)
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net((x - self.shift) / self.scale)
+
+
+class LearnedInvariant:
+    r"""A learned first integral as a callable: ``H(X)`` for states ``(n, d)`` (NumPy or torch) -> ``(n,)``.
+
+    Also :meth:`grad` (state gradients ``(n, d)`` by :func:`sciml.autodiff.gradient` lifted with
+    :func:`sciml.autodiff.batch`) and the loss it reached (:attr:`loss`, held-out).
+    """
+
+    def __init__(self, module: ConservedQuantity, index: int, loss: float = float("nan")):
+        self.module = module.eval()
+        self.index = index
+        self.loss = loss
+        self._f = point_function(module)
+        self._grad = batch(gradient(self._f), chunk_size=65536)
+
+    @property
+    def params(self) -> dict[str, Tensor]:
+        return {k: v.detach() for k, v in {**dict(self.module.named_parameters()),
+                                             **dict(self.module.named_buffers())}.items()}
+
+    def _as_tensor(self, X: Any) -> tuple[Tensor, bool]:
+        p = next(self.module.parameters())
+        is_np = not isinstance(X, Tensor)
+        return torch.as_tensor(np.asarray(X) if is_np else X).to(p.device, p.dtype), is_np
+
+    def __call__(self, X: Any) -> Any:
+        x, is_np = self._as_tensor(X)
+        with torch.no_grad():
+            out = self.module(x.reshape(-1, self.module.dim)).reshape(x.shape[:-1])
+        return out.cpu().numpy() if is_np else out
+
+    def grad(self, X: Any) -> Any:
+        """State gradient :math:`\\nabla_x H` at each row of ``X`` ``(n, d)``."""
+        x, is_np = self._as_tensor(X)
+        g = self._grad(self.params, x.reshape(-1, self.module.dim)).reshape(x.shape)
+        return g.detach().cpu().numpy() if is_np else g.detach()
+
+    def __repr__(self) -> str:
+        return f"LearnedInvariant(H_{self.index}, held-out loss {self.loss:.2e})"

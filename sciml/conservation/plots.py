@@ -1,0 +1,36 @@
+"""The evidence plot: held-out loss against k, with the decided count and its margin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_losses"]
+
+
+def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
+    """Plot held-out (and training) losses vs k on a log axis; mark the jump the count rule chose."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = res.decision
+    ks = [f.index for f in res.fits]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=120)
+    ax.semilogy(ks, [f.loss for f in res.fits], "o-", label="held-out loss")
+    ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
+    K = len(ks)
+    ax.semilogy([0, K + 1], [10 ** d.log_losses[0], 10 ** d.log_losses[-1]], "s", color="gray",
+                label="virtual ends")
+    ax.axvline(d.n + 0.5, color="C3", ls=":", label=f"count = {d.n} (margin {d.margin:.2f} dec)")
+    ax.set_xlabel("k (candidate $H_k$)")
+    ax.set_ylabel("loss")
+    ax.set_xticks(range(0, K + 2))
+    ax.set_title(title or f"neural deflation: {res.n_conserved} conserved")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

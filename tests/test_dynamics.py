@@ -1,0 +1,148 @@
+"""sciml.dynamics: integrators against exact solutions and known invariants; the HDF5 schema's errors."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from problems.systems import SYSTEMS, get_system
+from sciml.dynamics import (DOP853, Leapfrog, Trajectories, Yoshida4, load_trajectories, save_trajectories,
+                            simulate)
+from sciml.io import DataError
+
+
+def _ho_exact(x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """q(t) = q0 cos t + p0 sin t, p(t) = -q0 sin t + p0 cos t (omega = 1)."""
+    q0, p0 = x0[:, :1], x0[:, 1:]
+    c, s = torch.cos(t)[None, :], torch.sin(t)[None, :]
+    return torch.stack([q0 * c + p0 * s, -q0 * s + p0 * c], -1)
+
+
+@pytest.mark.parametrize("integ, tol", [(Yoshida4(max_step=0.01), 5e-8), (DOP853(), 1e-8),
+                                        (Leapfrog(max_step=1e-3), 1e-5)])
+def test_integrators_match_exact_oscillator(integ, tol):
+    s = get_system("ho1d")
+    x0 = torch.tensor([[1.0, 0.0], [0.3, -0.7]], dtype=torch.float64)
+    t = torch.linspace(0, 20, 101, dtype=torch.float64)
+    X = integ.integrate(s, x0, t)
+    assert X.shape == (2, 101, 2)
+    assert (X - _ho_exact(x0, t)).abs().max() < tol
+
+
+def test_orders_of_accuracy():
+    """Halving the step divides the error by ~4 (leapfrog) and ~16 (Yoshida-4)."""
+    s = get_system("ho1d")
+    x0 = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    t = torch.tensor([0.0, 5.0], dtype=torch.float64)
+    ex = _ho_exact(x0, t)[:, -1]
+    for cls, order in ((Leapfrog, 2), (Yoshida4, 4)):
+        e1 = (cls(max_step=0.1).integrate(s, x0, t)[:, -1] - ex).norm()
+        e2 = (cls(max_step=0.05).integrate(s, x0, t)[:, -1] - ex).norm()
+        assert abs(math.log2(e1 / e2) - order) < 0.3
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_vector_field_is_hamiltonian(name):
+    """f = (dH/dp, -dH/dq) with H differentiated by autograd (checks the hand-written forces)."""
+    s = get_system(name, 3)
+    x = s.sample_initial(16, torch.Generator().manual_seed(0)).requires_grad_(True)
+    (g,) = torch.autograd.grad(s.hamiltonian(x).sum(), x)
+    N = s.n_dof
+    assert torch.allclose(s.vector_field(x.detach()), torch.cat([g[:, N:], -g[:, :N]], -1), atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_known_invariants_conserved_by_integrator(name):
+    s = get_system(name, 3)
+    tr = simulate(s, 6, 201, 0.05, generator=torch.Generator().manual_seed(1))
+    I = s.invariant_values(torch.from_numpy(tr.X))
+    rel = ((I - I[:, :1]).abs() / I[:, :1].abs().clamp_min(1.0)).max()
+    assert rel < 1e-5, f"{name}: known invariants drift by {rel:.1e}"
+    assert tr.attrs["energy_drift"] < 1e-5
+    # and they are not trivially constant over the data set (they separate trajectories)
+    assert (I[:, 0].std(0) > 1e-3).all()
+
+
+def test_dop853_conserves_toda_invariants():
+    s = get_system("toda-periodic", 4)
+    tr = simulate(s, 3, 101, 0.1, integrator=DOP853(), generator=torch.Generator().manual_seed(2))
+    I = s.invariant_values(torch.from_numpy(tr.X))
+    assert ((I - I[:, :1]).abs() / I[:, :1].abs().clamp_min(1.0)).max() < 1e-7
+
+
+def test_alpha_fput_initial_states_below_barrier():
+    s = get_system("fput-alpha-fixed", 4)
+    x = s.sample_initial(200, torch.Generator().manual_seed(0))
+    assert (s.hamiltonian(x) <= s.max_energy).all() and x.shape == (200, 8)
+
+
+# ------------------------------------------------------------------------------------- HDF5 schema
+def _write(path, **kw):
+    with h5py.File(path, "w") as fh:
+        for k, v in kw.items():
+            if k.startswith("attr_"):
+                fh.attrs[k[5:]] = v
+            else:
+                fh.create_dataset(k, data=v)
+    return path
+
+
+def test_roundtrip(tmp_path):
+    s = get_system("ho2d-iso")
+    tr = simulate(s, 3, 20, 0.1, generator=torch.Generator().manual_seed(0))
+    p = save_trajectories(tr, tmp_path / "a.h5")
+    back = load_trajectories(p)
+    assert np.array_equal(back.X, tr.X) and np.allclose(back.t, tr.t) and back.layout == "qp"
+    assert back.attrs["system"] == "ho2d-iso" and back.n_dof == 2
+
+
+def test_dt_attribute_instead_of_t(tmp_path):
+    X = np.random.default_rng(0).normal(size=(3, 10, 4))
+    back = load_trajectories(_write(tmp_path / "a.h5", trajectories=X, attr_dt=0.5))
+    assert np.allclose(back.t, 0.5 * np.arange(10))
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"states": np.zeros((3, 10, 4))}, "missing dataset 'trajectories'"),
+    ({"trajectories": np.zeros((10, 4)), "attr_dt": 0.1}, "expected rank 3"),
+    ({"trajectories": np.full((3, 10, 4), np.nan), "attr_dt": 0.1}, "NaN/inf"),
+    ({"trajectories": np.zeros((3, 4, 4)), "attr_dt": 0.1}, "at least 5 are needed"),
+    ({"trajectories": np.zeros((1, 10, 4)), "attr_dt": 0.1}, "at least 2 are needed"),
+    ({"trajectories": np.zeros((3, 10, 4))}, "no sample times"),
+    ({"trajectories": np.zeros((3, 10, 4)), "attr_dt": -1.0}, "positive"),
+    ({"trajectories": np.zeros((3, 10, 4)), "t": np.arange(9.0)}, "one time per sample"),
+    ({"trajectories": np.zeros((3, 10, 4)), "t": np.zeros(10)}, "strictly increasing"),
+    ({"trajectories": np.zeros((3, 10, 3)), "attr_dt": 0.1, "attr_layout": "qp"}, "even state dimension"),
+])
+def test_malformed_files_give_documented_errors(tmp_path, kw, msg):
+    X = kw.get("trajectories")
+    if X is not None and np.isnan(X).any():
+        X[1, 3, 2] = np.inf
+    p = _write(tmp_path / "bad.h5", **kw)
+    with pytest.raises(DataError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        load_trajectories(p)
+
+
+def test_not_hdf5_and_missing_file(tmp_path):
+    p = tmp_path / "x.h5"
+    p.write_text("not hdf5")
+    with pytest.raises(DataError, match="not a readable HDF5"):
+        load_trajectories(p)
+    with pytest.raises(DataError, match="file not found"):
+        load_trajectories(tmp_path / "nope.h5")
+
+
+def test_cli_simulate_and_bad_input(tmp_path, capsys):
+    from sciml.cli import main
+
+    out = tmp_path / "t.h5"
+    assert main(["simulate", "toda-open", "--n", "3", "--n-traj", "4", "--n-times", "30", "--out", str(out)]) == 0
+    tr = load_trajectories(out)
+    assert tr.X.shape == (4, 30, 6) and tr.attrs["system"] == "toda-open"
+    assert "energy drift" in capsys.readouterr().out
+    assert main(["simulate", "ho1d", "--n-times", "3", "--out", str(out)]) == 2
+    assert "--n-times" in capsys.readouterr().err
