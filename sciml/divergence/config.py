@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..run import param
+from ..run import ConfigError, param
 
 __all__ = ["CriticConfig", "GANConfig", "ParticleConfig", "FlowConfig", "HeavyTailConfig"]
 
@@ -89,5 +89,5 @@ class HeavyTailConfig:
 
     def __post_init__(self):
         if self.alpha < 1 and self.model != "flow" and not self.wasserstein:
-            raise ValueError("alpha < 1 is not supported for training (its conjugate is +inf for phi >= 0); "
+            raise ConfigError("alpha", "alpha < 1 is not supported for training (its conjugate is +inf for phi >= 0); "
                              "use alpha > 1 or alpha = 1 (KL)")

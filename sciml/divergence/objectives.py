@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "FDivergence", "AlphaDivergence", "KLDivergence", "make_divergence", "variational_objective",
+    "FDivergence", "AlphaDivergence", "KLDivergence", "WassersteinCritic", "make_divergence", "variational_objective",
     "discrete_divergence", "gaussian_alpha_divergence", "gaussian_kl",
 ]
 
@@ -140,3 +140,21 @@ def gaussian_alpha_divergence(mu_p: float, mu_q: float, sigma: float, alpha: flo
 def gaussian_kl(mu_p: float, mu_q: float, sigma: float) -> float:
     r""":math:`KL(N(\mu_p,\sigma^2)\|N(\mu_q,\sigma^2)) = \Delta^2/(2\sigma^2)`."""
     return (mu_p - mu_q) ** 2 / (2 * sigma**2)
+
+
+@dataclass(frozen=True)
+class WassersteinCritic(FDivergence):
+    r"""The Wasserstein-1 (IPM) objective :math:`E_P[\phi] - E_Q[\phi]` written as an f-divergence with
+    :math:`f^*(y) = y` (:math:`f` the indicator of :math:`\{1\}`); with an L-Lipschitz critic its
+    supremum is :math:`L\,W_1(P,Q)`: the WGAN baseline."""
+
+    name: str = "wasserstein"
+
+    def f(self, x: Tensor) -> Tensor:
+        return torch.where(x == 1, torch.zeros_like(x), torch.full_like(x, math.inf))
+
+    def f_star(self, y: Tensor) -> Tensor:
+        return y
+
+    def f_prime(self, x: Tensor) -> Tensor:  # pragma: no cover - not differentiable
+        raise NotImplementedError("the Wasserstein critic has no f'")
