@@ -62,7 +62,8 @@ class ModelConfig:
     depth: int = param(3, ge=1, doc="mlp hidden layers")
     embed_dim: int = param(32, ge=2, doc="time-embedding width")
     base_channels: int = param(32, ge=8, doc="unet channels at full resolution")
-    prior_residual: bool = param(False, doc="langevin_gmm: learn only the correction to grad log p_GMM")
+    prior_residual: bool | None = param(None, doc="langevin_gmm: s = grad log p_GMM + net / sigma(t), the network "
+                                                  "learns the correction (default: true for langevin_gmm)")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class ScoreConfig:
         if self.train.objective == "dsm" and self.sde.kind == "langevin_gmm":
             raise ValueError("train.objective 'dsm' needs a linear SDE (sde.kind vp or ve); use 'ndsm' for "
                              "langevin_gmm")
-        if self.model.prior_residual and self.sde.kind != "langevin_gmm":
+        if self.model.prior_residual is True and self.sde.kind != "langevin_gmm":
             raise ValueError("model.prior_residual needs sde.kind = 'langevin_gmm'")
 
 
@@ -195,7 +196,8 @@ def _normaliser(data: Tensor, standardize: bool) -> tuple[Tensor, Tensor]:
 def _assemble(cfg: ScoreConfig, event_shape, device, gmm: GMM | None):
     sde = build_sde(cfg.sde, event_shape, gmm)
     net = build_net(cfg.model, event_shape).to(device)
-    model = ScoreModel(net, sde, prior_residual=cfg.model.prior_residual)
+    residual = cfg.model.prior_residual if cfg.model.prior_residual is not None else cfg.sde.kind == "langevin_gmm"
+    model = ScoreModel(net, sde, prior_residual=residual)
     objective = build_objective(cfg.train, sde)
     if isinstance(objective, NDSM) and objective.cv is not None:
         objective.cv.to(device)
