@@ -165,6 +165,7 @@ def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProbl
 
 def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
     """``(||e||/||u||, ||e||^2/||u||^2)``, the second being the released code's "relative error"."""
+    pred, exact = pred.detach(), exact.detach()
     sq = float(((pred - exact) ** 2).sum() / (exact**2).sum())
     return math.sqrt(sq), sq
 
