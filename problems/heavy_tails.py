@@ -31,7 +31,7 @@ Survival = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class HeavyTailProblem:
-    """A heavy-tailed target distribution.
+    r"""A heavy-tailed target distribution.
 
     Attributes:
         name: short label, e.g. ``"student_t(nu=1.5, d=2)"``.

@@ -1,0 +1,181 @@
+"""Heavy-tail problems, metrics and training against exact tails."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from problems.heavy_tails import cauchy_power, make_problem, mixed, pareto, student_t
+from sciml.divergence.config import HeavyTailConfig
+from sciml.divergence.metrics import ccdf_l1, empirical_sf, evaluate_samples, hill, tail_probabilities
+from sciml.divergence.models import PotentialFlow, sample_latent, student_t_logpdf
+from sciml.divergence.train import prepare_data, sample, train
+from sciml.io import DataError
+from sciml.run import ConfigError, load_config
+
+
+@pytest.mark.parametrize("nu,dim", [(0.5, 1), (1.5, 2), (3.0, 10)])
+def test_student_t_radial_survival_is_exact(nu, dim):
+    p = student_t(nu, dim)
+    x = p.sample(100000, 0)
+    r = np.linalg.norm(x, axis=1)
+    for q in (0.5, 0.1, 0.01):
+        rq = np.quantile(r, 1 - q)
+        exact = float(p.radial_sf(rq))
+        assert exact == pytest.approx(q, abs=4 * math.sqrt(q * (1 - q) / len(r)))
+    assert float(p.marginal_sf[0](1.0)) == pytest.approx(float(np.mean(np.abs(x[:, 0]) > 1)), abs=0.01)
+
+
+def test_other_problems_marginal_survival():
+    for prob in (cauchy_power(4, 6, seed=1), pareto(1.5, 2), mixed(3, 1, 2.0)):
+        x = prob.sample(100000, 1)
+        assert x.shape == (100000, prob.dim)
+        for j, sf in enumerate(prob.marginal_sf):
+            if sf is None:
+                assert np.all(x[:, j] == 0)
+                continue
+            for r in (0.5, 3.0):
+                assert float(sf(r)) == pytest.approx(float(np.mean(np.abs(x[:, j]) > r)), abs=0.006)
+    cp = cauchy_power(10, 110)
+    assert cp.dim == 110 and len(cp.heavy_coordinates) == 10
+    assert 0.5 <= cp.radial_index <= 2.0
+    with pytest.raises(ValueError, match="unknown problem"):
+        make_problem("gauss")
+
+
+@pytest.mark.parametrize("a", [0.8, 1.5, 2.5])
+def test_hill_recovers_index_of_exact_pareto_samples(a):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=50000) ** (-1.0 / a)  # exact Pareto(a): P(X > x) = x^-a
+    assert hill(x, k=5000) == pytest.approx(a, rel=0.04)
+    assert hill(-x, k=5000) == pytest.approx(a, rel=0.04)  # uses |x|
+
+
+def test_hill_on_student_t_and_light_tails():
+    p = student_t(1.5, 2)
+    ests = [hill(np.linalg.norm(p.sample(20000, s), axis=1)) for s in range(5)]
+    assert np.mean(ests) == pytest.approx(1.5, rel=0.1)
+    gauss = np.random.default_rng(0).standard_normal(20000)
+    assert hill(gauss) > 4  # light tail: a large apparent index
+    assert math.isnan(hill(np.ones(5)))
+
+
+def test_ccdf_l1_and_tail_probabilities():
+    p = student_t(1.0, 1)
+    exact = p.sample(20000, 0)
+    light = np.random.default_rng(0).standard_normal((20000, 1)) * 2
+    e_exact, e_light = ccdf_l1(exact, p.radial_sf), ccdf_l1(light, p.radial_sf)
+    assert e_exact < 0.6 and e_light > 4 * e_exact
+    # a sample equal to the exact quantiles has a tiny error
+    q = np.tan(np.pi / 2 * (np.arange(20000) + 0.5) / 20000)  # |Cauchy| quantiles
+    assert ccdf_l1(q, p.radial_sf) < 0.05
+    assert np.allclose(tail_probabilities(q, [1.0, 10.0]), p.radial_sf(np.array([1.0, 10.0])), atol=1e-3)
+    assert np.allclose(empirical_sf(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0, 5.0])), [1.0, 1 / 3, 0.0])
+    # NaN samples count as failures, not as missing
+    bad = exact.copy()
+    bad[:5000] = np.nan
+    assert ccdf_l1(bad, p.radial_sf) > e_exact
+    m = evaluate_samples(bad, p, reference=exact)
+    assert m["nonfinite"] == pytest.approx(0.25)
+
+
+def test_latent_samples_have_the_requested_tail():
+    g = torch.Generator().manual_seed(0)
+    z = sample_latent("student", 50000, 2, 1.5, generator=g)
+    assert hill(z.norm(dim=1).numpy()) == pytest.approx(1.5, rel=0.12)
+    z = sample_latent("gaussian", 50000, 2, 0.0, generator=g)
+    assert hill(z.norm(dim=1).numpy()) > 4
+
+
+def test_student_t_logpdf_normalised():
+    val, _ = integrate.quad(lambda x: math.exp(float(student_t_logpdf(torch.tensor([[x]], dtype=torch.float64), 1.5))),
+                            -np.inf, np.inf)
+    assert val == pytest.approx(1.0, rel=1e-6)
+
+
+def test_flow_density_integrates_to_one_and_hutchinson_is_unbiased():
+    torch.manual_seed(0)
+    flow = PotentialFlow(1, 16, 2, "tanh", horizon=1.0, n_steps=8).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.mul_(2.0)  # a non-trivial map
+    x = torch.linspace(-12, 12, 4001, dtype=torch.float64)[:, None]
+    dens = flow.log_prob(x).exp().detach()
+    assert float(torch.trapezoid(dens, x[:, 0])) == pytest.approx(1.0, abs=2e-3)
+    # backward integration inverts the forward map
+    z, *_ = flow.integrate(x[::100])
+    xr, *_ = flow.integrate(z.detach(), reverse=True, with_terms=False)
+    assert torch.allclose(xr, x[::100], atol=1e-3)
+    # 2-d: Hutchinson divergence is unbiased for the exact one
+    f2 = PotentialFlow(2, 16, 2, "tanh").double()
+    fh = PotentialFlow(2, 16, 2, "tanh", divergence="hutchinson", probes=4000).double()
+    fh.load_state_dict(f2.state_dict())
+    y = torch.randn(8, 2, dtype=torch.float64)
+    exact = f2.integrate(y)[1]
+    est = fh.integrate(y, generator=torch.Generator().manual_seed(0))[1]
+    assert torch.allclose(est, exact, atol=0.05 * float(exact.abs().max()) + 1e-3)
+
+
+def _particles_cfg(steps, dt, seed=0):
+    return load_config({"model": "particles", "steps": steps, "batch": 500, "seed": seed, "alpha": 2.0,
+                        "lipschitz": 1.0, "log_every": 1000, "critic": {"steps": 3, "width": 32, "depth": 2},
+                        "particles": {"dt": dt}}, HeavyTailConfig)
+
+
+def test_short_training_moves_tail_index_toward_truth(tmp_path):
+    """1-d Student-t(1): the Lipschitz-regularised particle flow moves the Hill index from the Gaussian
+    start toward 1; an untrained (zero step size) generator stays where it started."""
+    prob = student_t(1.0, 1)
+    data = prob.sample(2000, 0)
+    untrained = train(_particles_cfg(300, 1e-12), data, problem=prob)
+    trained = train(_particles_cfg(300, 2.0), data, run=tmp_path / "run", problem=prob)
+    assert trained.ok and untrained.ok
+    h0, h1 = untrained.metrics["hill"], trained.metrics["hill"]
+    assert abs(h0 - 1.0) > 3.0  # Gaussian start: far from the truth
+    assert abs(h1 - 1.0) < 0.5 * abs(h0 - 1.0)
+    assert trained.metrics["ccdf_l1"] < 0.7 * untrained.metrics["ccdf_l1"]
+    assert trained.metrics["max_speed"] <= 1.0 + 0.2  # the critic's slope bounds the particle speed by ~L
+    # results and sampling from the run directory
+    with h5py.File(tmp_path / "run" / "results.h5") as fh:
+        assert fh["samples"].shape == (2000, 1)
+    assert sample(tmp_path / "run", 100).shape == (100, 1)
+
+
+def test_config_and_data_errors(tmp_path):
+    with pytest.raises(ConfigError, match="alpha"):
+        load_config({"model": "gan", "alpha": 0.5}, HeavyTailConfig)
+    with pytest.raises(ConfigError, match="critic.steps"):
+        load_config({"critic": {"steps": 0}}, HeavyTailConfig)
+    with pytest.raises(ConfigError, match="flow.divergence"):
+        load_config({"flow": {"divergence": "trace"}}, HeavyTailConfig)
+    with pytest.raises(DataError, match="NaN"):
+        prepare_data(np.array([[1.0], [np.nan]] * 40))
+    with pytest.raises(DataError, match="at least"):
+        prepare_data(np.ones((10, 2)))
+    with pytest.raises(DataError, match="shape"):
+        prepare_data(np.ones((60, 2, 2)))
+    with pytest.raises(DataError, match="config.toml"):
+        sample(tmp_path, 10)
+
+
+def test_cli_train_from_file_and_sample(tmp_path):
+    from sciml.cli import main
+
+    x = student_t(1.5, 2).sample(500, 0)
+    np.save(tmp_path / "d.npy", x)
+    rc = main(["heavytail", "train", "--data", str(tmp_path / "d.npy"), "--model", "gan", "--steps", "20",
+               "--set", "batch=128", "--set", "n_samples=1000", "--out", str(tmp_path / "run")])
+    assert rc == 0
+    rc = main(["heavytail", "sample", str(tmp_path / "run"), "-n", "300", "--out", str(tmp_path / "s.h5")])
+    assert rc == 0
+    with h5py.File(tmp_path / "s.h5") as fh:
+        assert fh["samples"].shape == (300, 2) and np.isfinite(fh["samples"][()]).all()
+    np.save(tmp_path / "bad.npy", np.ones((3, 2)))
+    assert main(["heavytail", "train", "--data", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "r2")]) == 2
+    assert main(["heavytail", "train", "--problem", "student_t", "--set", "critic.depth=0",
+                 "--out", str(tmp_path / "r3")]) == 2
