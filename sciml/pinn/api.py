@@ -24,8 +24,10 @@ def problem_from_config(cfg: PINNConfig, value: float | None = None) -> PDEProbl
     """The family member named by ``cfg.problem`` (``value`` overrides the family parameter)."""
     from problems.pdes import family_member
 
+    from .solver import with_hard_constraints
+
     p = cfg.problem
-    return family_member(p.family, p.value if value is None else value, p.d)
+    return with_hard_constraints(family_member(p.family, p.value if value is None else value, p.d), cfg.loss.hard)
 
 
 def _dtype(cfg: PINNConfig) -> torch.dtype:

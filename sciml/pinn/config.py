@@ -42,6 +42,8 @@ class LossConfig:
     w_residual: float = param(1.0, ge=0)
     w_boundary: float = param(100.0, ge=0, doc="the released code weights boundary and initial MSE by 100")
     w_initial: float = param(100.0, ge=0)
+    hard: str = param("none", choices=("none", "initial", "initial_boundary"),
+                      doc="hard constraints by the ansatz u = h(x) + (t - t0) [(R^2 - |x|^2)] N (soft otherwise)")
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,11 @@ from sciml.run import Result, RunDir, Status, rng_state, set_rng_state, train_lo
 
 from .config import PINNConfig
 from .network import laplacian_for
-from .problem import HardDirichlet, PDEProblem
+from .problem import Ball, HardDirichlet, PDEProblem
 from .sampling import Points, RadialUniformBall, UniformBall, sample_domain, sample_points
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
-           "relative_l2", "TestSet", "make_test_set", "Trainer", "sampler_of", "collocation"]
+           "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of", "collocation"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -110,10 +110,16 @@ def _per_point(fn2):
     return lambda params, z: fn2(z[0], z[1:])
 
 
-def _ansatz_terms(hard: HardDirichlet, n: EvolutionDerivatives, t: Tensor, x: Tensor) -> EvolutionDerivatives:
+def ansatz_terms(hard: HardDirichlet, t: Tensor, x: Tensor) -> tuple[EvolutionDerivatives, EvolutionDerivatives]:
+    """Exact terms of the lift ``A`` and the factor ``B`` (they do not depend on the parameters)."""
+    return (evolution_terms(_per_point(hard.lift), {}, t, x, method=HessianTrace()),
+            evolution_terms(_per_point(hard.factor), {}, t, x, method=HessianTrace()))
+
+
+def _ansatz_terms(hard: HardDirichlet, n: EvolutionDerivatives, t: Tensor, x: Tensor,
+                  ab: tuple[EvolutionDerivatives, EvolutionDerivatives] | None = None) -> EvolutionDerivatives:
     """Terms of :math:`u = A + B N` by the product rule from those of the network ``N``."""
-    a = evolution_terms(_per_point(hard.lift), {}, t, x, method=HessianTrace())
-    b = evolution_terms(_per_point(hard.factor), {}, t, x, method=HessianTrace())
+    a, b = ansatz_terms(hard, t, x) if ab is None else ab
     return EvolutionDerivatives(
         a.u + b.u * n.u,
         a.u_t + b.u_t * n.u + b.u * n.u_t,
@@ -137,14 +143,18 @@ def predict(module: nn.Module, params: Mapping[str, Tensor], t: Tensor, x: Tenso
 
 def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProblem, pts: Points, tg: Targets,
               method: AbstractLaplacian, *, weights: tuple[float, float, float] = (1.0, 100.0, 100.0),
-              noise: Tensor | None = None, t_shift: float = 0.0, chunk_size: int | None = None
+              noise: Tensor | None = None, t_shift: float = 0.0, chunk_size: int | None = None,
+              ansatz: tuple[EvolutionDerivatives, EvolutionDerivatives] | None = None
               ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The weighted PINN loss and its parts (``res``, ``bc``, ``ic``, unweighted MSEs)."""
+    """The weighted PINN loss and its parts (``res``, ``bc``, ``ic``, unweighted MSEs).
+
+    ``ansatz``: precomputed :func:`ansatz_terms` at the interior points (hard constraints, fixed points).
+    """
     terms = evolution_terms(module, params, pts.t_in - t_shift, pts.x_in, method=method, noise=noise,
                             chunk_size=chunk_size)
     hard = problem.hard
     if hard is not None:
-        terms = _ansatz_terms(hard, terms, pts.t_in, pts.x_in)
+        terms = _ansatz_terms(hard, terms, pts.t_in, pts.x_in, ansatz)
     res = problem.operator(terms, pts.t_in, pts.x_in) - tg.f
     parts = {"res": (res**2).mean()}
     zero = res.new_zeros(())
@@ -168,6 +178,44 @@ def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
     pred, exact = pred.detach(), exact.detach()
     sq = float(((pred - exact) ** 2).sum() / (exact**2).sum())
     return math.sqrt(sq), sq
+
+
+def with_hard_constraints(problem: PDEProblem, mode: str) -> PDEProblem:
+    r"""``problem`` with the ansatz built from its own data (``mode`` = ``"none"``, ``"initial"`` or
+    ``"initial_boundary"``).
+
+    * ``"initial"``: :math:`u = h(x) + (t - t_0)\,N`; the boundary stays a soft constraint.
+    * ``"initial_boundary"`` (ball only, needs :math:`g = 0` and :math:`h = 0` on the sphere, as for
+      Allen-Cahn): :math:`u = h(x) + (t - t_0)(R^2 - \|x - c\|^2)\,N`.
+    """
+    import dataclasses
+
+    if mode == "none":
+        return problem
+    if problem.initial is None:
+        raise ValueError(f"hard constraints need the problem's initial data; {problem.name} has none")
+    t0 = problem.t_range[0]
+    init = problem.initial
+
+    def lift(t, x):
+        return init(x[None])[0]
+
+    if mode == "initial":
+        factor = lambda t, x: t - t0  # noqa: E731
+        hard = HardDirichlet(lift, factor, enforces_boundary=False)
+    elif mode == "initial_boundary":
+        dom = problem.domain
+        if not isinstance(dom, Ball):
+            raise ValueError("loss.hard = 'initial_boundary' is implemented for balls only")
+        c = dom.center_tensor()
+
+        def factor(t, x):
+            return (t - t0) * (dom.radius**2 - ((x - c.to(x)) ** 2).sum())
+
+        hard = HardDirichlet(lift, factor)
+    else:
+        raise ValueError(f"hard must be 'none', 'initial' or 'initial_boundary', got {mode!r}")
+    return dataclasses.replace(problem, hard=hard)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -258,6 +306,7 @@ class Trainer:
                                         history_size=50, line_search_fn="strong_wolfe")
                       if o.lbfgs_iters else None)
         self.train_seconds = 0.0
+        self._ab = None
 
     @property
     def n_steps(self) -> int:
@@ -273,7 +322,17 @@ class Trainer:
             noise = self.method.draw(self.points.x_in.shape[0], self.problem.d, generator=self.gen,
                                      device=self.device, dtype=self.points.x_in.dtype)
         return pinn_loss(self.module, self.par.params(theta), self.problem, self.points, self.targets, self.method,
-                         weights=self.weights, noise=noise, t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
+                         weights=self.weights, noise=noise, t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size,
+                         ansatz=self.ansatz())
+
+    def ansatz(self):
+        """The hard-constraint lift/factor terms at the interior points (cached while the points are fixed)."""
+        if self.problem.hard is None:
+            return None
+        if self._ab is None or self._ab[0] is not self.points:
+            with torch.no_grad():
+                self._ab = (self.points, ansatz_terms(self.problem.hard, self.points.t_in, self.points.x_in))
+        return self._ab[1]
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
