@@ -29,7 +29,7 @@ class GANConfig:
 
     latent: str = param("student", choices=("gaussian", "student", "student_iid"),
                         doc="latent noise; a Lipschitz map of Gaussian noise cannot make power-law tails")
-    latent_nu: float = param(0.0, ge=0, doc="latent Student-t degrees of freedom; 0 = Hill estimate of the data")
+    latent_nu: float = param(0.0, ge=0, doc="latent Student-t degrees of freedom; 0 = smoothed Hill estimate of the data")
     latent_dim: int = param(0, ge=0, doc="latent dimension; 0 = data dimension")
     width: int = param(64, ge=1)
     depth: int = param(3, ge=1)

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["hill", "empirical_sf", "ccdf_l1", "tail_probabilities", "inverse_sf", "evaluate_samples", "qq_points"]
+__all__ = ["hill", "smoothed_hill", "empirical_sf", "ccdf_l1", "tail_probabilities", "inverse_sf", "evaluate_samples", "qq_points"]
 
 
 def hill(x: np.ndarray, k: int | None = None, *, fraction: float = 0.02) -> float:
@@ -45,6 +45,14 @@ def hill(x: np.ndarray, k: int | None = None, *, fraction: float = 0.02) -> floa
         return float("nan")
     xi = np.mean(np.log(top[:k] / top[k]))
     return float("inf") if xi <= 0 else float(1.0 / xi)
+
+
+def smoothed_hill(x: np.ndarray, fractions: tuple[float, float] = (0.01, 0.05), n_k: int = 10) -> float:
+    """Hill estimates averaged over ``n_k`` log-spaced ``k`` between the two fractions of the sample: less
+    noisy than one ``k`` (used to pick a latent tail index from data)."""
+    n = np.isfinite(np.asarray(x, float)).sum()
+    ks = np.unique(np.geomspace(max(10, fractions[0] * n), max(11, fractions[1] * n), n_k).astype(int))
+    return float(np.mean([hill(x, k=int(k)) for k in ks]))
 
 
 def empirical_sf(x: np.ndarray, r: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from ..nn.lipschitz import CriticMLP
 from ..run import ConfigError, Result, RunDir, Status, load_config, resolve_device, rng_state, set_rng_state, train_loop
 from .config import HeavyTailConfig
 from .constraints import make_constraint
-from .metrics import evaluate_samples, hill
+from .metrics import evaluate_samples, smoothed_hill
 from .models import Generator, PotentialFlow, sample_latent
 from .objectives import WassersteinCritic, make_divergence, variational_objective
 
@@ -56,8 +56,8 @@ def prepare_data(data: Any, *, min_rows: int = 50, source: str = "data") -> np.n
 
 
 def _auto_nu(value: float, data: np.ndarray) -> float:
-    """0 means: the Hill estimate of the data's radial tail index."""
-    return float(value) if value > 0 else float(hill(np.linalg.norm(data, axis=1)))
+    """0 means: the Hill estimate of the data's radial tail index (averaged over k = 1%..5% of n)."""
+    return float(value) if value > 0 else smoothed_hill(np.linalg.norm(data, axis=1))
 
 
 def _build(cfg: HeavyTailConfig, dim: int, info: dict[str, Any], device) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def train(cfg: HeavyTailConfig, data: Any, *, run: RunDir | str | Path | None = 
     """
     data = prepare_data(data)
     dev = resolve_device(device)
-    dtype = torch.float32
+    dtype = torch.get_default_dtype()
     if isinstance(run, (str, Path)):
         run = RunDir(run)
     gen_t = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -240,10 +240,10 @@ def _draw(cfg: HeavyTailConfig, parts: dict[str, Any], state_extra: dict[str, Te
         with torch.no_grad():
             for i in range(0, n, 10000):
                 z = sample_latent(cfg.gan.latent, min(10000, n - i), info["latent_dim"], info["latent_nu"],
-                                  generator=gen_t, device=dev)
+                                  generator=gen_t, device=dev, dtype=torch.get_default_dtype())
                 out.append(parts["gen"](z))
         return torch.cat(out)
-    return parts["flow"].sample(n, generator=gen_t, device=dev)
+    return parts["flow"].sample(n, generator=gen_t, device=dev, dtype=torch.get_default_dtype())
 
 
 def load_model(run: str | Path, device: str = "cpu") -> tuple[HeavyTailConfig, dict[str, Any], dict[str, Any], dict[str, Tensor]]:
