@@ -14,7 +14,9 @@ Methods are timed round-robin (one step of each, repeated) so that machine noise
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -28,24 +30,24 @@ from sciml.nn import MLP
 BATCH = {10: 2000, 100: 1000, 1000: 100}
 
 
-def methods(d: int) -> dict[str, ad.AbstractLaplacian]:
-    out = {
-        "nested autograd (baseline)": ad.NestedAutograd(),
-        "hessian trace (torch.func)": ad.HessianTrace(),
-        "forward Laplacian (default)": ad.ForwardLaplacian(),
-        "Hutchinson k=16": ad.Hutchinson(16),
-        "SDGD m=16": ad.SDGD(16),
+def methods(d: int) -> dict[str, tuple[ad.AbstractLaplacian, int | None]]:
+    """name -> (method, chunk_size)."""
+    return {
+        "nested autograd (baseline)": (ad.NestedAutograd(), None),
+        # the full d x d Hessian per point is 4 MB at d = 1000: chunk the batch so it fits
+        "hessian trace (torch.func)": (ad.HessianTrace(), 10 if d >= 1000 else None),
+        "forward Laplacian (default)": (ad.ForwardLaplacian(), None),
+        "Hutchinson k=16": (ad.Hutchinson(16), None),
+        "SDGD m=16": (ad.SDGD(16), None),
     }
-    if d >= 1000:
-        # the full d x d Hessian per point is 4 MB at d=1000: chunk it so it fits comfortably
-        out["hessian trace (torch.func)"] = ad.HessianTrace()
-    return out
 
 
-def step_fn(method, model, params, x, target, gen):
+def step_fn(method_and_chunk, model, params, x, target, gen):
+    method, chunk = method_and_chunk
+
     def step():
         noise = method.draw(x.shape[0], x.shape[1], generator=gen, device=x.device, dtype=x.dtype)
-        out = method(model, params, x, noise=noise)
+        out = method(model, params, x, noise=noise, chunk_size=chunk)
         loss = ((out.laplacian - target) ** 2).mean()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         return loss, grads
@@ -53,21 +55,66 @@ def step_fn(method, model, params, x, target, gen):
     return step
 
 
+def compiled_step_fn(model, params, x, target):
+    """The forward-Laplacian loss compiled whole (derivatives inside), cross-checked against eager."""
+    method = ad.ForwardLaplacian()
+
+    def loss_fn(p, xx, tt):
+        return ((method(model, p, xx).laplacian - tt) ** 2).mean()
+
+    compiled = ad.compile_loss(loss_fn, params, x, target)
+
+    def step():
+        loss = compiled(params, x, target)
+        return loss, torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+
+    return step, compiled
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_step_memory(step) -> float:
+    """Peak resident-memory growth (MiB) during one (already warmed-up) step, sampled every 0.5 ms."""
+    import threading
+
+    step()
+    gc.collect()
+    base = _rss_bytes()
+    peak = base
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    step()
+    done.set()
+    th.join()
+    return (peak - base) / 2**20
+
+
 def peak_rss_mib(d: int, name: str, threads: int) -> float:
-    """Peak resident-memory growth of one step, measured in a fresh process (CPU has no allocator stats)."""
+    """Peak memory of one step in a fresh process (CPU has no allocator statistics; Linux only)."""
     import subprocess
 
     code = (
-        "import resource, torch, sys; sys.argv=['x'];"
+        "import torch, sys; sys.argv=['x'];"
         f"torch.set_num_threads({threads});"
         "import bench_laplacian as b;"
         f"setup = b.setup({d}, torch.device('cpu'));"
-        f"step = b.step_fn(b.methods({d})[{name!r}], *setup);"
-        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step();"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)"
+        f"print(b.measure_step_memory(b.step_fn(b.methods({d})[{name!r}], *setup)))"
     )
+    # blocks >= 64 KiB go to mmap and back to the OS on free, so resident memory tracks live tensors
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).parent, check=True)
+                         cwd=Path(__file__).parent, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -87,12 +134,20 @@ def setup(d: int, device: torch.device):
     return model, params, x, target, gen
 
 
-def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool) -> list[dict]:
+def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool, compile_: bool) -> list[dict]:
     n = BATCH[d]
     ms = methods(d)
     args = setup(d, device)
     steps = {name: step_fn(m, *args) for name, m in ms.items()}
-    times = {name: [] for name in ms}
+    compile_s = None
+    if compile_:
+        step, compiled = compiled_step_fn(*args[:4])
+        if compiled.compiled:
+            name = "forward Laplacian + torch.compile"
+            steps[name] = step
+            ms[name] = None
+            compile_s = compiled.compile_seconds
+    times = {name: [] for name in steps}
     mem = {}
     for name, step in steps.items():  # warm-up and memory
         step()
@@ -101,7 +156,7 @@ def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool) 
             step()
             sync(device)
             mem[name] = torch.cuda.max_memory_allocated() / 2**20
-        elif memory:
+        elif memory and ms[name] is not None:
             mem[name] = peak_rss_mib(d, name, threads)
     for _ in range(repeats):
         for name, step in steps.items():
@@ -117,6 +172,7 @@ def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool) 
         rows.append({
             "d": d, "batch": n, "method": name, "median_s": med, "speedup_vs_baseline": base / med,
             "peak_MiB": mem.get(name),
+            "compile_s": compile_s if "compile" in name else None,
             "device": str(device), "threads": threads, "repeats": repeats,
         })
     return rows
@@ -128,6 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory probes")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
@@ -139,12 +196,14 @@ def main(argv=None) -> int:
         return 2
     all_rows = []
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    print(f"{'d':>5} {'N':>5}  {'method':<28} {'median s':>9} {'speedup':>8} {'peak MiB':>9}")
+    print(f"{'d':>5} {'N':>5}  {'method':<44} {'median s':>9} {'speedup':>8} {'peak MiB':>9}")
     for d in args.dims:
-        rows = run(d, args.repeats, device, torch.get_num_threads(), not args.no_memory)
+        rows = run(d, args.repeats, device, torch.get_num_threads(), not args.no_memory, not args.no_compile)
         all_rows += rows
         for r in rows:
-            print(f"{r['d']:>5} {r['batch']:>5}  {r['method']:<28} {r['median_s']:>9.4f} "
+            if r["compile_s"]:
+                r["method"] += f" ({r['compile_s']:.0f} s to compile)"
+            print(f"{r['d']:>5} {r['batch']:>5}  {r['method']:<44} {r['median_s']:>9.4f} "
                   f"{r['speedup_vs_baseline']:>7.2f}x {r['peak_MiB'] if r['peak_MiB'] is not None else float('nan'):>9.1f}",
                   flush=True)
     if args.json:

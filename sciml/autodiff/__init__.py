@@ -4,6 +4,7 @@ Imports nothing else from sciml; every method stands on it. See ``docs/autodiff.
 """
 
 from .activations import ACTIVATIONS, Activation, Sin, get_activation
+from .compile import compile_loss
 from .forward import UnsupportedModelError, forward_quadratic_trace, mlp_structure
 from .laplacian import (
     SDGD,
@@ -33,7 +34,7 @@ from .operators import (
 
 __all__ = [
     "ACTIVATIONS", "Activation", "Sin", "get_activation",
-    "UnsupportedModelError", "forward_quadratic_trace", "mlp_structure",
+    "compile_loss", "UnsupportedModelError", "forward_quadratic_trace", "mlp_structure",
     "AbstractLaplacian", "Derivatives", "EvolutionDerivatives", "ForwardLaplacian", "HessianTrace",
     "Hutchinson", "NestedAutograd", "SDGD", "default_laplacian", "evolution_terms",
     "batch", "divergence", "divergence_estimate", "gaussian", "gradient", "hessian", "hvp", "jacobian",

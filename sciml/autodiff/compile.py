@@ -1,0 +1,65 @@
+"""``torch.compile`` of a whole loss, with its derivatives inside, checked against eager once.
+
+Double backward through a compiled graph fails (or, in older releases, was silently wrong), so the rule
+is: compile the *whole* loss, derivative operators included, so that the parameter gradient is one
+backward of the compiled graph, or compile nothing. The forward Laplacian is plain tensor code (no
+nested autograd), so a forward-Laplacian loss compiles well; nested-autograd losses do not.
+
+:func:`compile_loss` compiles, runs the compiled and the eager loss on example arguments, compares the
+loss values and the parameter gradients, and returns the eager function (with a warning saying why)
+if compiling fails or the two disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = ["compile_loss"]
+
+log = logging.getLogger("sciml.autodiff.compile")
+
+
+def compile_loss(loss_fn: Callable[..., Tensor], params: Mapping[str, Tensor], *example_args: Any,
+                 rtol: float = 1e-3, atol: float = 1e-5, **compile_kwargs: Any) -> Callable[..., Tensor]:
+    """Compile ``loss_fn(params, *args) -> scalar`` and cross-check it against eager.
+
+    Args:
+        loss_fn: the whole loss, derivatives inside.
+        params: parameter dict (tensors requiring grad) used for the check.
+        example_args: the other arguments for the check (e.g. collocation points).
+        rtol, atol: tolerance of the loss and gradient comparison.
+        compile_kwargs: passed to ``torch.compile`` (e.g. ``mode``, ``dynamic``).
+
+    Returns:
+        The compiled function, or ``loss_fn`` itself if compilation failed or disagreed with eager.
+        The returned function has ``.compiled`` (bool) and ``.compile_seconds``.
+    """
+    names = [k for k, v in params.items() if v.requires_grad]
+    t0 = time.perf_counter()
+    try:
+        compiled = torch.compile(loss_fn, **compile_kwargs)
+        lc = compiled(params, *example_args)
+        gc = torch.autograd.grad(lc, [params[k] for k in names], allow_unused=True)
+    except Exception as e:  # a backend failure must not kill a training run
+        log.warning("torch.compile failed (%s: %s); using eager", type(e).__name__, str(e).splitlines()[0])
+        loss_fn.compiled, loss_fn.compile_seconds = False, time.perf_counter() - t0  # type: ignore[attr-defined]
+        return loss_fn
+    seconds = time.perf_counter() - t0
+    le = loss_fn(params, *example_args)
+    ge = torch.autograd.grad(le, [params[k] for k in names], allow_unused=True)
+    ok = torch.allclose(lc.detach(), le.detach(), rtol=rtol, atol=atol)
+    for a, b in zip(gc, ge):
+        if (a is None) != (b is None) or (a is not None and not torch.allclose(a, b, rtol=rtol, atol=atol * 10)):
+            ok = False
+    if not ok:
+        log.warning("compiled loss disagrees with eager beyond rtol=%g; using eager", rtol)
+        loss_fn.compiled, loss_fn.compile_seconds = False, seconds  # type: ignore[attr-defined]
+        return loss_fn
+    log.info("compiled loss in %.1f s; matches eager (rtol=%g)", seconds, rtol)
+    compiled.compiled, compiled.compile_seconds = True, seconds  # type: ignore[attr-defined]
+    return compiled
