@@ -13,7 +13,10 @@ simulated by Euler-Maruyama, whose one-step transition *is* Gaussian:
 
 .. math::
     \ell = \lambda(t_n)\Big[\|s_\theta(X_n)\|^2 + \tfrac{2}{h}\langle s_\theta(X_n), z\rangle
-           + \tfrac{1}{h^2}\|z\|^2\Big] = \lambda\,\|s_\theta(X_n, t_n) + z/h\|^2,
+           + \tfrac{1}{h^2}(\|z\|^2 - D)\Big] = \lambda\,\big(\|s_\theta(X_n, t_n) + z/h\|^2 - D/h^2\big),
+
+(the square centred by its :math:`\theta`-independent mean :math:`D/h^2`, a known function of t, so that
+the objective's value is comparable across time steps; this shifts the mean by a constant only),
 
 is minimised by the score of the (discretised) forward marginal :math:`p_{t_n}`, but two of its terms
 have variance :math:`O(1/h^2)` and :math:`O(1/h^4)` that explode as :math:`\Delta t \to 0`.
@@ -24,11 +27,14 @@ have variance :math:`O(1/h^2)` and :math:`O(1/h^4)` that explode as :math:`\Delt
 .. math::
     C_1 = \lambda\,\tfrac{2}{h}\langle s_\theta(\mu_{n-1}, t_n), z\rangle, \qquad
     C_2 = \lambda\,\tfrac{1}{h^2}(\|z\|^2 - D), \qquad
-    \ell_{CV} = \ell - a(t)\,C_1 - c(t)\,C_2 .
+    \ell_{CV} = \ell - a(t)\,C_1 - c(t)\,C_2 \;[- e(t)\,C_3].
 
 :math:`C_1` is a *neural* control variate (the score network itself at the EM mean; for
 :math:`a=1`, :math:`s_\theta(X_n)-s_\theta(\mu)\approx h\,\partial s_\theta\, z` so the cross term is
-bounded), :math:`C_2` removes the :math:`\theta`-independent :math:`\|z\|^2/h^2`. The coefficients
+bounded), :math:`C_2` removes the :math:`\theta`-independent :math:`\|z\|^2/h^2`. The optional
+second-order term :math:`C_3 = 2\lambda(z^\top J z - \operatorname{tr}J)`, :math:`J=\partial_x s_\theta(\mu)`,
+removes the next Taylor term of the cross product, whose variance is O(1) in the step but large when
+the score is stiff (sharp mixture components). The coefficients
 :math:`a(t), c(t)` are outputs of a small network of t (initialised at 1, the small-step optimum) that is
 trained to minimise the mini-batch variance of :math:`\ell_{CV}`. Since :math:`E[C_i]=0` for every
 coefficient and every :math:`\theta`, neither the objective's mean nor its expected gradient changes.
@@ -153,35 +159,40 @@ class PathBank:
 
 
 class ControlVariates(nn.Module):
-    r"""Coefficients :math:`(a(t), c(t))` of the two NDSM control variates, a small network of t.
+    r"""Coefficients of the NDSM control variates, a small network of t: :math:`(a(t), c(t)[, e(t)])`.
 
     Args:
         learn: train the coefficients (minimising the variance of the objective); else fixed at 1.
+        second_order: add :math:`C_3 = 2\lambda\,(z^\top J z - \operatorname{tr} J)`, with
+            :math:`J = \partial_x s_\theta(\mu, t)` (one Jacobian-vector product plus D for the exact
+            trace). After :math:`C_1` the leftover cross term is :math:`\approx 2\lambda z^\top J z`,
+            whose variance does not vanish with the step; :math:`C_3` removes it. Worth it for small D.
         hidden: width of the coefficient network.
     """
 
-    def __init__(self, learn: bool = True, hidden: int = 16):
+    def __init__(self, learn: bool = True, second_order: bool = False, hidden: int = 16):
         super().__init__()
-        self.learn = learn
-        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        self.learn, self.second_order = learn, second_order
+        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, 3))
         nn.init.zeros_(self.net[2].weight)
         with torch.no_grad():
-            self.net[2].bias.fill_(1.0)  # start at the small-step optimum a = c = 1
+            self.net[2].bias.fill_(1.0)  # start at the small-step optimum a = c = e = 1
         if not learn:
             self.requires_grad_(False)
 
-    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        ac = self.net(t.reshape(-1, 1).to(self.net[0].weight.dtype))
-        return ac[:, 0], ac[:, 1]
+    def forward(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        ace = self.net(t.reshape(-1, 1).to(self.net[0].weight.dtype))
+        return ace[:, 0], ace[:, 1], ace[:, 2]
 
 
 @dataclass
 class Terms:
-    """Per-sample pieces of the NDSM objective (all shape (N,)): ``raw`` = l, ``cv1`` = C_1, ``cv2`` = C_2."""
+    """Per-sample pieces of the NDSM objective (all shape (N,)): ``raw`` = l, ``cv1..cv3`` = C_1..C_3."""
 
     raw: Tensor
     cv1: Tensor
     cv2: Tensor
+    cv3: Tensor
     t: Tensor
 
 
@@ -224,24 +235,40 @@ class NDSM:
         y, mu, h, t = self.transition(x_prev, k, z)
         lam = self.weighting(self.sde, t)
         s = model(y, t)
-        raw = lam * _sqnorm(s - self.target(z, h))
-        if not need_cv:
-            return Terms(raw, torch.zeros_like(raw), torch.zeros_like(raw), t)
-        cv1 = lam * 2.0 / h * _dot(model(mu, t), z)
         d = z[0].numel()
+        # centred by its theta-independent conditional mean lambda D / h^2 (a known function of t only)
+        raw = lam * (_sqnorm(s - self.target(z, h)) - d / h**2)
+        zero = torch.zeros_like(raw)
+        if not need_cv:
+            return Terms(raw, zero, zero, zero, t)
         cv2 = lam / h**2 * (_sqnorm(z) - d)
-        return Terms(raw, cv1, cv2, t)
+        if self.cv is not None and self.cv.second_order:
+            def f(u: Tensor) -> Tensor:
+                return model(u, t)
+
+            s_mu, jz = torch.func.jvp(f, (mu,), (z,))
+            trace = zero
+            for i in range(d):  # exact trace of the per-sample Jacobian, one JVP per coordinate
+                e = torch.zeros_like(mu).reshape(mu.shape[0], -1)
+                e[:, i] = 1.0
+                trace = trace + torch.func.jvp(f, (mu,), (e.reshape(mu.shape),))[1].reshape(mu.shape[0], -1)[:, i]
+            cv3 = 2.0 * lam * (_dot(jz, z) - trace)
+        else:
+            s_mu, cv3 = model(mu, t), zero
+        cv1 = lam * 2.0 / h * _dot(s_mu, z)
+        return Terms(raw, cv1, cv2, cv3, t)
 
     def combine(self, terms: Terms) -> tuple[Tensor, Tensor]:
         """``(per-sample objective for theta, variance objective for the coefficients)``."""
         if self.cv is None:
             return terms.raw, terms.raw.new_zeros(())
-        a, c = self.cv(terms.t)
-        ell = terms.raw - a.detach() * terms.cv1 - c.detach() * terms.cv2
+        a, c, e = self.cv(terms.t)
+        ell = terms.raw - a.detach() * terms.cv1 - c.detach() * terms.cv2 - e.detach() * terms.cv3
         if not self.cv.learn:
             return ell, terms.raw.new_zeros(())
         # the coefficients see detached terms: they minimise the variance, theta minimises the mean
-        ell_c = terms.raw.detach() - a * terms.cv1.detach() - c * terms.cv2.detach()
+        ell_c = (terms.raw.detach() - a * terms.cv1.detach() - c * terms.cv2.detach()
+                 - e * terms.cv3.detach())
         return ell, ell_c.var()
 
     def loss(self, model: nn.Module, x_prev: Tensor, k: Tensor, *, generator=None) -> tuple[Tensor, dict[str, float]]:

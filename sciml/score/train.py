@@ -76,11 +76,13 @@ class TrainConfig:
     grad_clip: float = param(1.0, ge=0, doc="gradient-norm clip (0: off)")
     weighting: str = param("noise_variance", choices=("noise_variance", "uniform"), doc="time weighting lambda(t)")
     eps: float = param(1e-3, gt=0, lt=1, doc="dsm: smallest training time")
-    n_time_steps: int = param(100, ge=2, doc="ndsm: Euler-Maruyama grid steps on [0, T]")
+    n_time_steps: int = param(200, ge=2, doc="ndsm: Euler-Maruyama grid steps on [0, T]")
     control_variates: str = param("learned", choices=("learned", "fixed", "none"), doc="ndsm control variates")
     cv_lr: float = param(1e-2, gt=0, doc="learning rate of the control-variate coefficients")
-    bank_paths: int = param(2048, ge=1, doc="ndsm: forward paths kept in the bank")
-    refresh_every: int = param(25, ge=1, doc="ndsm: re-simulate the paths every this many steps")
+    cv_second_order: bool = param(False, doc="ndsm: add the second-order control variate (D+1 extra JVPs "
+                                             "per step: about 3x slower steps in 2-d)")
+    bank_paths: int = param(1024, ge=1, doc="ndsm: forward paths kept in the bank")
+    refresh_every: int = param(100, ge=1, doc="ndsm: re-simulate the paths every this many steps")
     standardize: bool = param(True, doc="shift by the data mean and divide by the data std (undone at sampling)")
 
 
@@ -138,7 +140,9 @@ def _weighting(name: str):
 def build_objective(cfg: TrainConfig, sde: SDE):
     if cfg.objective == "dsm":
         return DSM(sde, weighting=_weighting(cfg.weighting), eps=cfg.eps)
-    cv = None if cfg.control_variates == "none" else ControlVariates(learn=cfg.control_variates == "learned")
+    second = cfg.cv_second_order
+    cv = (None if cfg.control_variates == "none"
+          else ControlVariates(learn=cfg.control_variates == "learned", second_order=second))
     return NDSM(sde, n_steps=cfg.n_time_steps, weighting=_weighting(cfg.weighting), control_variates=cv)
 
 
