@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-interior", type=int, default=1000)
     p.add_argument("--d", type=int, default=10)
     p.add_argument("--method", default="svd")
+    p.add_argument("--s-lr", type=float, default=1e-4, help="SGD learning rate of the singular values")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--pretrained", default=None, help="model.pt folder (default: a random network; the timing "
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     cfg = load_config({"problem": {"family": "allen_cahn", "d": a.d}, "model": {"widths": [a.width, a.width]},
                        "sampling": {"sampler": "radial", "n_interior": a.n_interior, "n_boundary": nb, "n_initial": nb,
                                     "n_test": 2000},
-                       "optim": {"iters": a.iters}, "log_every": max(a.iters // 4, 1), "checkpoint_every": 0}, PINNConfig)
+                       "optim": {"iters": a.iters}, "transfer": {"s_lr": a.s_lr}, "log_every": max(a.iters // 4, 1), "checkpoint_every": 0}, PINNConfig)
     if a.pretrained:
         from sciml.pinn import load_pretrained
 

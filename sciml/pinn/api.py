@@ -49,7 +49,12 @@ def train(cfg: PINNConfig, *, problem: PDEProblem | None = None, run_dir: str | 
         Result; ``extra["trainer"]`` holds the trainer (network, parameters, history).
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    problem = problem_from_config(cfg) if problem is None else problem
+    if problem is None:
+        problem = problem_from_config(cfg)
+    elif problem.hard is None:
+        from .solver import with_hard_constraints
+
+        problem = with_hard_constraints(problem, cfg.loss.hard)
     seed_everything(cfg.seed)
     module = build_network(problem.d + 1, cfg.model.widths, cfg.model.activation).to(device=device, dtype=_dtype(cfg))
     trainer = Trainer(problem, module, identity_parametrisation(module), cfg, device=device)
