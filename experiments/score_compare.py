@@ -95,6 +95,8 @@ def main() -> None:
         print(f"seed {seed}: training data's own mode weights {np.round(emp.numpy(), 4)} "
               f"(error {weight_error(emp, prob.weights):.4f})")
         for name, over in methods.items():
+            if over["sde"]["kind"] == "langevin_gmm":
+                over = _merge(over, {"sde": {"n_components": prob.n_components}})
             cfg = load_config(_merge({"seed": seed, "train": {"steps": args.steps},
                                       "sample": {"n_steps": args.sample_steps}}, over), ScoreConfig)
             t0 = time.perf_counter()

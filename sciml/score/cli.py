@@ -53,6 +53,27 @@ def _parse_set(items: list[str]) -> dict:
     return out
 
 
+def _file_keys(path: str | None) -> set[str]:
+    """Dotted keys set in a TOML config file (empty if none or unreadable; load_config reports errors)."""
+    if not path:
+        return set()
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return set()
+    out: set[str] = set()
+
+    def walk(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out.add(f"{prefix}{k}")
+
+    walk(data)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from problems.mixtures import load_samples
 
@@ -81,8 +102,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         gen = torch.Generator().manual_seed(overrides.get("seed", 0) + 12345)
         data, mixture, labels = load_problem(args.problem, args.n_data, gen)
+    file_keys = _file_keys(args.config)
+
+    def default(key, value):  # a problem-dependent default, unless the file or --set gives one
+        if key not in file_keys:
+            overrides.setdefault(key, value)
+
     if data.dim() == 4:
-        overrides.setdefault("model.arch", "unet")
+        default("model.arch", "unet")
+    if mixture is not None:  # one GMM component per true mode unless told otherwise
+        default("sde.n_components", mixture.n_components)
     cfg = load_config(args.config if args.config else {}, ScoreConfig, overrides=overrides)
     run = RunDir(args.out)
     t0 = time.perf_counter()
