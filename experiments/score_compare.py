@@ -49,6 +49,15 @@ def _merge(a: dict, b: dict) -> dict:
 def variance_table(srun, data, seed, ns=(50, 100, 200, 400, 1000)):
     rows = []
     xn = (data - srun.shift) / srun.scale
+    own = srun.extra["objective"]  # the training objective with its learned coefficients
+    bank = PathBank(srun.sde, own.times())
+    g = torch.Generator().manual_seed(seed)
+    bank.refresh(xn[torch.randperm(xn.shape[0], generator=g)[:1024]], generator=g)
+    v = ndsm_variance(own, srun.model, *bank.draw(4096, generator=g), generator=g)
+    rows.append({"n_time_steps": own.n_steps, "second_order": own.cv.second_order, "learned": True, **v})
+    print(f"   N={own.n_steps:5d} learned coefficients: value var /{v['value_factor']:8.1f}  grad var "
+          f"/{v['grad_factor']:6.1f}   mean {v['mean_plain']:9.3f} vs {v['mean_cv']:9.3f} "
+          f"(se of diff {v['mean_diff_se']:.3f})", flush=True)
     for n in ns:
         for second in (False, True):
             ob = NDSM(srun.sde, n_steps=n, control_variates=ControlVariates(learn=False, second_order=second))
