@@ -80,8 +80,10 @@ def test_ccdf_l1_and_tail_probabilities():
     bad = exact.copy()
     bad[:5000] = np.nan
     assert ccdf_l1(bad, p.radial_sf) > e_exact
-    m = evaluate_samples(bad, p, reference=exact)
-    assert m["nonfinite"] == pytest.approx(0.25)
+    m = evaluate_samples(bad[:4000], p, reference=exact[:4000])
+    assert m["nonfinite"] == pytest.approx(1.0) and m["ccdf_l1"] > 2  # the first 4000 rows are all NaN
+    m = evaluate_samples(exact[:4000], p, reference=exact[4000:8000])
+    assert m["nonfinite"] == 0 and m["hill_error"] < 0.3 and m["sw_body"] < 0.3
 
 
 def test_latent_samples_have_the_requested_tail():
@@ -104,21 +106,23 @@ def test_flow_density_integrates_to_one_and_hutchinson_is_unbiased():
     with torch.no_grad():
         for p in flow.parameters():
             p.mul_(2.0)  # a non-trivial map
-    x = torch.linspace(-12, 12, 4001, dtype=torch.float64)[:, None]
+    x = torch.linspace(-12, 12, 1601, dtype=torch.float64)[:, None]
     dens = flow.log_prob(x).exp().detach()
     assert float(torch.trapezoid(dens, x[:, 0])) == pytest.approx(1.0, abs=2e-3)
     # backward integration inverts the forward map
     z, *_ = flow.integrate(x[::100])
     xr, *_ = flow.integrate(z.detach(), reverse=True, with_terms=False)
     assert torch.allclose(xr, x[::100], atol=1e-3)
+
     # 2-d: Hutchinson divergence is unbiased for the exact one
     f2 = PotentialFlow(2, 16, 2, "tanh").double()
-    fh = PotentialFlow(2, 16, 2, "tanh", divergence="hutchinson", probes=4000).double()
+    fh = PotentialFlow(2, 16, 2, "tanh", divergence="hutchinson", probes=400).double()
     fh.load_state_dict(f2.state_dict())
     y = torch.randn(8, 2, dtype=torch.float64)
     exact = f2.integrate(y)[1]
     est = fh.integrate(y, generator=torch.Generator().manual_seed(0))[1]
-    assert torch.allclose(est, exact, atol=0.05 * float(exact.abs().max()) + 1e-3)
+    assert torch.allclose(est, exact, atol=0.1 * float(exact.abs().max()) + 1e-3)
+    assert not torch.allclose(est, exact, atol=1e-9)  # it is an estimate, not the exact trace
 
 
 def _particles_cfg(steps, dt, seed=0):
@@ -132,7 +136,7 @@ def test_short_training_moves_tail_index_toward_truth(tmp_path):
     start toward 1; an untrained (zero step size) generator stays where it started."""
     prob = student_t(1.0, 1)
     data = prob.sample(2000, 0)
-    untrained = train(_particles_cfg(300, 1e-12), data, problem=prob)
+    untrained = train(_particles_cfg(1, 1e-12), data, problem=prob)
     trained = train(_particles_cfg(300, 2.0), data, run=tmp_path / "run", problem=prob)
     assert trained.ok and untrained.ok
     h0, h1 = untrained.metrics["hill"], trained.metrics["hill"]

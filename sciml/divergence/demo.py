@@ -34,7 +34,7 @@ def demo(args) -> bool:
     m = res.metrics
     print(f"particle flow (alpha=2, L=1, 800 steps, {m['seconds']:.1f} s): Hill {base['hill']:.2f} -> {m['hill']:.2f}, "
           f"CCDF L1 {base['ccdf_l1']:.2f} -> {m['ccdf_l1']:.2f}, P(|x|>10) {m['p(|x|>10)']:.4f} "
-          f"(exact {m['p_exact(|x|>10)']:.4f}), max |grad phi| {m["max_speed"]:.3f} <= L = 1")
+          f"(exact {m['p_exact(|x|>10)']:.4f}), max |grad phi| {m['max_speed']:.3f} <= L = 1")
     good = res.ok and abs(m["hill"] - 1) < 0.5 * abs(base["hill"] - 1) and m["ccdf_l1"] < base["ccdf_l1"]
     print(f"  tail index moved toward the truth and CCDF error fell: {'yes' if good else 'NO'}")
     ok &= good
