@@ -35,7 +35,7 @@ def base_config(a) -> dict:
     return {
         "problem": {"family": a.family, "value": a.source, "d": a.d},
         "model": {"widths": [a.width, a.width], "activation": a.activation},
-        "sampling": {"sampler": "radial", "r_min": 1e-3 if a.family == "linear_parabolic" else 0.0,
+        "sampling": {"sampler": a.sampler, "r_min": a.r_min,
                      "n_interior": 1000, "n_boundary": 500, "n_initial": 500, "n_test": 10000},
         "loss": {"w_residual": 1.0, "w_boundary": 100.0, "w_initial": 100.0},
         "optim": {"iters": a.iters_pretrain, "lr": 1e-3},
@@ -53,6 +53,10 @@ def main(argv=None) -> int:
     p.add_argument("--d", type=int, default=10)
     p.add_argument("--width", type=int, default=300)
     p.add_argument("--activation", default="tanh")
+    p.add_argument("--sampler", default="radial", choices=("radial", "volume"),
+                   help="ball sampler for training and test points (the paper: radial)")
+    p.add_argument("--r-min", type=float, default=0.0, help="smallest radius of the radial sampler "
+                   "(the released linear-parabolic code: 1e-3)")
     p.add_argument("--iters-pretrain", type=int, default=20000)
     p.add_argument("--iters", type=int, default=20000)
     p.add_argument("--s-lr", type=float, default=1e-2)
