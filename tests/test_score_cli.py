@@ -83,11 +83,19 @@ def test_config_errors_name_the_key():
         load_config({"sde": {"beta_min": 5.0, "beta_max": 1.0}}, ScoreConfig)
 
 
-def test_stiff_langevin_drift_is_refused_before_training():
+def test_stiff_langevin_drift_is_refused_before_training_or_gets_enough_steps():
     x = unbalanced_2d().sample(500, generator=torch.Generator().manual_seed(0))
-    cfg = load_config({"sde": {"kind": "langevin_gmm", "beta_max": 500.0}, "train": {"objective": "ndsm"}}, ScoreConfig)
+    stiff = {"sde": {"kind": "langevin_gmm", "beta_max": 500.0}}
+    cfg = load_config({**stiff, "train": {"objective": "ndsm", "n_time_steps": 100}}, ScoreConfig)
     with pytest.raises(ConfigError, match="train.n_time_steps"):
         train(cfg, x, show_progress=False)
+    # left unset, the grid is refined until stiffness x step <= 0.8
+    cfg = load_config({**stiff, "train": {"objective": "ndsm", "steps": 1, "batch_size": 8, "bank_paths": 8}},
+                      ScoreConfig)
+    res = train(cfg, x, show_progress=False)
+    srun = res.extra["run"]
+    ndsm = srun.extra["objective"]
+    assert ndsm.n_steps > 200 and srun.sde.drift_lipschitz() * ndsm.dt <= 0.8 + 1e-9
 
 
 # ---- CLI and runs ----------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     with atomic_h5(out) as fh:
         fh["samples"] = x.cpu().numpy()
         fh.attrs.update(run=str(args.run), sampler=args.sampler or srun.cfg.sample.sampler, seed=seed,
-                        n_steps=args.n_steps or srun.cfg.sample.n_steps, seconds=seconds)
+                        n_steps=args.n_steps or srun.cfg.sample.n_steps or 0, seconds=seconds)
     print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {out} ({seconds:.1f} s)")
     return 0
 
