@@ -145,3 +145,12 @@ def test_config_errors_name_the_key(tmp_path):
         load_config({"sampling": {"sampler": "gaussian"}}, PINNConfig)
     with pytest.raises(ConfigError, match="model.widht"):
         load_config({"model": {"widht": 3}}, PINNConfig)
+
+
+def test_lbfgs_polishing_lowers_the_loss():
+    over = dict(problem={"d": 2}, model={"widths": [16, 16]},
+                sampling={"n_interior": 64, "n_boundary": 32, "n_initial": 32, "n_test": 200},
+                optim={"iters": 60, "lr": 5e-3})
+    adam = train(small_cfg(**over))
+    polished = train(small_cfg(**{**over, "optim": {"iters": 60, "lr": 5e-3, "lbfgs_iters": 40}}))
+    assert polished.ok and polished.metrics["loss"] < 0.5 * adam.metrics["loss"]

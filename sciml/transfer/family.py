@@ -12,6 +12,9 @@ one backward pass gives every member's own gradient, and because Adam, SGD and t
 :math:`s \ge 0` act elementwise, one optimiser step on the stacked tensors *is* K independent steps
 (the test checks this against K separate trainers). What changes is the cost: the K small networks
 run as batched matrix products in one process instead of K processes of small kernels.
+
+A non-finite loss in any member stops the whole family run (the loop sees the sum); lower the
+learning rate of ``s`` (``transfer.s_lr``) for members far from the pre-trained one.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class FamilyTrainer(Trainer):
 
     def step(self, i: int) -> dict[str, float]:
         out = super().step(i)
+        out["loss"] /= len(self.members)  # report the mean member loss (the optimised total is the sum)
         if "rel_l2" in out:
             self.member_history.append((i + 1, list(self._last_members)))
             out["rel_l2_max"] = max(self._last_members)
