@@ -54,7 +54,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
         gaps = res.decision.gaps if res.decision else []
         for i, f in enumerate(res.fits):
             mark = "  <- count" if i + 1 == res.n_conserved else ""
-            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {gaps[i + 1]:+.2f}{mark}")
+            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {gaps[i]:+.2f}{mark}")
         print(res.message)
         if res.decision is not None and res.decision.ambiguous:
             print("warning: the jump is not decisive (margin <= 0); train longer or give more trajectories")

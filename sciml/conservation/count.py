@@ -8,13 +8,13 @@ the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
 1. Extend the sequence with a virtual candidate :math:`\ell_{K+1} = \log_{10} L_{\rm ref}`,
    :math:`L_{\rm ref} = 1`: with deflation power :math:`\alpha = 1`, *any* candidate scores exactly 1
    once the earlier gradients span the whole complement of the motion, so 1 is the loss of a
-   non-conserved candidate in the worst case and the natural end point, and :math:`\ell_0 = \log_{10}
-   L_{\rm ref} - J` so that "nothing conserved" is decided when the first loss is already within
-   :math:`J` decades of the reference.
-2. The count is the position of the largest increase, :math:`n = \arg\max_{0\le k\le K}
-   (\ell_{k+1} - \ell_k)`.
-3. The *margin* is how decisive that is: the largest increase minus the larger of the runner-up increase
-   and :math:`J` (decades). A margin :math:`\le 0` is reported as ambiguous.
+   non-conserved candidate in the worst case and the natural end point.
+2. Jumps :math:`\Delta_k = \ell_{k+1} - \ell_k` for :math:`k = 1..K`. The count is the position of the
+   largest jump, :math:`n = \arg\max_k \Delta_k`, provided it is at least :math:`J` decades; if no jump
+   reaches :math:`J` nothing separates conserved from non-conserved candidates and :math:`n = 0`.
+3. The *margin* is the distance to the decision boundary, in decades: for :math:`n \ge 1`,
+   :math:`\min(\Delta_n - J,\ \Delta_n - \Delta_{\rm runner-up})`; for :math:`n = 0`,
+   :math:`J - \max_k \Delta_k`. A margin :math:`\le 0` is reported as ambiguous.
 
 :math:`J` (``min_jump``, default 1 decade) is one number for every system; ``docs/conservation.md``
 shows the calibration across the catalogue.
@@ -35,8 +35,8 @@ class CountDecision:
 
     Attributes:
         n: the count.
-        log_losses: :math:`\\ell_0..\\ell_{K+1}` (with the two virtual ends).
-        gaps: :math:`\\ell_{k+1}-\\ell_k` for :math:`k = 0..K`.
+        log_losses: :math:`\\ell_1..\\ell_{K+1}` (with the virtual end).
+        gaps: :math:`\\Delta_k = \\ell_{k+1}-\\ell_k` for :math:`k = 1..K`.
         margin: decisiveness in decades (> 0: decisive).
         ambiguous: margin <= 0.
         capped: the count hit the largest value the candidates could show (train more to be sure).
@@ -54,8 +54,8 @@ class CountDecision:
 
 @dataclass(frozen=True)
 class JumpRule:
-    """Largest jump in log10 held-out loss, with virtual ends at :math:`L_{\\rm ref}` and
-    :math:`L_{\\rm ref}10^{-J}` (module docstring).
+    """Largest jump (at least :math:`J` decades) in log10 held-out loss, with a virtual end at
+    :math:`L_{\\rm ref}` (module docstring).
 
     Args:
         min_jump: :math:`J`, decades.
@@ -77,15 +77,18 @@ class JumpRule:
         if not losses:
             raise ValueError("no losses to decide from")
         ref = math.log10(self.reference)
-        ell = [ref - self.min_jump] + [math.log10(max(float(x), 1e-300)) for x in losses] + [ref]
-        gaps = [ell[k + 1] - ell[k] for k in range(len(ell) - 1)]
+        ell = [math.log10(max(float(x), 1e-300)) for x in losses] + [ref]
+        gaps = [ell[k + 1] - ell[k] for k in range(len(ell) - 1)]       # gaps[k-1] = Delta_k
         limit = len(losses) if cap is None else min(cap, len(losses))
-        cand = list(range(0, limit + 1))
-        n = max(cand, key=lambda k: gaps[k])
-        others = [gaps[k] for k in cand if k != n]
-        runner = max(others) if others else -math.inf
-        margin = gaps[n] - max(runner, self.min_jump)
+        best = max(range(1, limit + 1), key=lambda k: gaps[k - 1])
+        if gaps[best - 1] >= self.min_jump:
+            n = best
+            others = [gaps[k - 1] for k in range(1, limit + 1) if k != best]
+            runner = max(others) if others else -math.inf
+            margin = min(gaps[best - 1] - self.min_jump, gaps[best - 1] - runner)
+        else:
+            n, margin = 0, self.min_jump - gaps[best - 1]
         capped = n == len(losses) and not complete
-        rule = (f"largest jump in log10 held-out loss (virtual ends 10^{ref - self.min_jump:g} and "
-                f"10^{ref:g}); J = {self.min_jump:g} decades")
+        rule = (f"largest jump (>= {self.min_jump:g} decades) in log10 held-out loss, "
+                f"virtual end 10^{ref:g}")
         return CountDecision(n, tuple(ell), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule)

@@ -52,7 +52,6 @@ class DiscoveryConfig:
     floor: float = param(1e-3, gt=0, doc="gradient floor delta: a constant candidate scores 1")
     deflation_eps: float = param(1e-6, gt=0, doc="regulariser of the deflation denominator")
     bracket_weight: float = param(1.0, ge=0, doc="weight of the Poisson-bracket term (involution)")
-    scale_weight: float = param(1e-2, ge=0, doc="weight pinning mean |grad H|^2 to 1 (H is scale-free)")
     holdout: float = param(0.25, gt=0, lt=1, doc="fraction of trajectories held out for the losses")
     max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
     eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
@@ -60,6 +59,10 @@ class DiscoveryConfig:
     statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
                            doc="held-out per-point losses -> one number per candidate")
     seed: int = param(0, doc="seed of the split, the initialisations and the batches")
+    objective: str = param("log", choices=("mean", "log"),
+                           doc="training objective over a batch: mean of the per-point loss, or mean of its log")
+    restarts: int = param(3, ge=1, doc="initialisations per candidate; the best after the warm-up continues")
+    warmup_fraction: float = param(0.2, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
@@ -167,14 +170,15 @@ class _Grads:
 
 def _evaluate(grads_fn: Callable[[Tensor], Tensor], pts: PointSet, Q: Tensor, prev_x: Tensor | None,
               cfg: DiscoveryConfig, n_dof: int | None, scale: Tensor, chunk: int = 8192) -> Tensor:
-    """Per-point losses (no gradients) on a point set, chunked."""
+    """Per-point losses (no gradients) on a point set, chunked; the floor uses the set's mean |grad|^2."""
+    gx = torch.cat([grads_fn(pts.x[s:s + chunk]) for s in range(0, len(pts), chunk)])
+    m = ((gx * scale) ** 2).sum(-1).mean()
     out = []
     for s in range(0, len(pts), chunk):
         sl = slice(s, s + chunk)
-        gx = grads_fn(pts.x[sl])
-        out.append(point_loss(gx * scale, pts.v[sl] / scale, Q[sl], alpha=cfg.alpha, floor=cfg.floor,
+        out.append(point_loss(gx[sl] * scale, pts.v[sl] / scale, Q[sl], alpha=cfg.alpha, floor=cfg.floor,
                               eps=cfg.deflation_eps, prev_unit_x=None if prev_x is None else prev_x[sl],
-                              g_x=gx, n_dof=n_dof, bracket_weight=cfg.bracket_weight).detach())
+                              g_x=gx[sl], n_dof=n_dof, bracket_weight=cfg.bracket_weight, m=m).detach())
     return torch.cat(out)
 
 
@@ -236,40 +240,58 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     fits: list[LawFit] = []
     status, message = Status.SUCCESS, ""
     for k in range(1, K + 1):
-        torch.manual_seed(cfg.seed * 1000 + k)
-        model = ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth,
-                                  cfg.network.activation).to(device, dtype)
-        grads = _Grads(model)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr_final)
         bgen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + k)
         prev_tr = torch.stack(Gx_tr, 1) if (cfg.involution and Gx_tr) else None
+        # best-of-R initialisations: all are trained through a short warm-up, the best continues
+        cands = []
+        for r in range(cfg.restarts):
+            torch.manual_seed(cfg.seed * 1000 + 31 * k + r)
+            m = ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth,
+                                  cfg.network.activation).to(device, dtype)
+            o = torch.optim.Adam(m.parameters(), lr=cfg.lr)
+            cands.append([m, _Grads(m), o, torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.steps, eta_min=cfg.lr_final),
+                          []])
+        n_warm = int(cfg.warmup_fraction * cfg.steps) if cfg.restarts > 1 else 0
         history: list[float] = []
+        chosen: list[int] = [0]
 
-        def step(i: int) -> dict[str, float]:
-            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=bgen, device=device)
+        def one(c: list, idx: Tensor) -> tuple[float, float]:
+            m, grads, opt, sched, hist = c
             gx = grads(train.x[idx])
             gz = gx * scale
             pl = point_loss(gz, train.v[idx] / scale, Q_tr[idx], alpha=cfg.alpha, floor=cfg.floor,
                             eps=cfg.deflation_eps, prev_unit_x=None if prev_tr is None else prev_tr[idx],
                             g_x=gx, n_dof=n_dof, bracket_weight=cfg.bracket_weight)
             loss = pl.mean()
-            # H is scale-free in the loss; pin its gradient scale so the floor delta means something
-            reg = cfg.scale_weight * torch.log((gz * gz).sum(-1).mean() + 1e-30) ** 2
+            obj = torch.log(pl).mean() if cfg.objective == "log" else loss
             opt.zero_grad(set_to_none=True)
-            (loss + reg).backward()
+            obj.backward()
             opt.step()
             sched.step()
-            lv = float(loss.detach())
+            hist.append(float(loss.detach()))
+            return hist[-1], float((gz.detach() ** 2).sum(-1).mean())
+
+        def step(i: int) -> dict[str, float]:
+            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=bgen, device=device)
+            if i < n_warm:
+                out = [one(c, idx) for c in cands]
+                if i == n_warm - 1:  # keep the initialisation with the lowest recent training loss
+                    w = max(1, n_warm // 5)
+                    scores = [float(np.median(c[4][-w:])) for c in cands]
+                    chosen[0] = int(np.argmin(scores))
+                lv, rv = min(out)
+            else:
+                lv, rv = one(cands[chosen[0]], idx)
             history.append(lv)
-            return {"loss": lv, "scale_reg": float(reg.detach())}
+            return {"loss": lv, "grad_sq": rv}
 
         sub = RunDir(run.path / f"H{k}") if run is not None else None
         t0 = time.perf_counter()
         res = train_loop(step, cfg.steps, run=sub, desc=f"H_{k}", log_every=50,
                          checkpoint_every=0,
-                         state=lambda: {"model": model.state_dict()})
+                         state=lambda: {"model": cands[chosen[0]][0].state_dict()})
         seconds = time.perf_counter() - t0
+        model, grads = cands[chosen[0]][0], cands[chosen[0]][1]
         if not res.ok:
             status, message = res.status, f"H_{k}: {res.message}"
             break

@@ -9,12 +9,14 @@ velocity :math:`v \approx \dot x` at a snapshot :math:`x` (both in standardised 
     \ell_k(x) = \frac{c(g, v) + \beta\,\overline{\{\hat g, \hat g_j\}^2}}
                      {\big(\|(I - Q_kQ_k^\top)\hat g\|^2 + \epsilon\big)^{\alpha}},
     \qquad
-    c(g, v) = \frac{\langle g, \hat v\rangle^2 + \delta^2}{\|g\|^2 + \delta^2}
+    c(g, v) = \frac{\langle g, \hat v\rangle^2 + \delta^2 m}{\|g\|^2 + \delta^2 m},
+    \qquad m = \overline{\|g\|^2}\ \text{(batch mean)}
 
 * :math:`c` is the squared cosine between :math:`\nabla H` and the motion: zero exactly when
-  :math:`\tfrac{d}{dt}H = \nabla H\cdot\dot x = 0`. It is scale-free in :math:`H`; the floor
-  :math:`\delta` makes a (locally) constant candidate, :math:`g = 0`, score the *worst* value 1
-  instead of 0 - the explicit guard against trivial constants.
+  :math:`\tfrac{d}{dt}H = \nabla H\cdot\dot x = 0`. It is invariant under :math:`H \to aH + b`; the
+  floor :math:`\delta` (relative to the typical gradient size :math:`m`) makes a candidate that is
+  flat where the data are, :math:`\|g\|^2 \ll \delta^2 m`, score the *worst* value 1 instead of 0 -
+  the explicit guard against trivial (locally) constant solutions.
 * :math:`Q_k` is an orthonormal basis (per point) of the span of the earlier, frozen gradients
   :math:`\nabla H_1..\nabla H_{k-1}`; the denominator is the squared distance of the unit gradient from
   that span (= a ratio of Gram determinants), so the *deflation factor*
@@ -35,18 +37,22 @@ __all__ = ["alignment_residual", "deflation_factor", "span_distance_sq", "poisso
            "orthonormal_span", "point_loss"]
 
 
-def alignment_residual(g: Tensor, v: Tensor, floor: float = 1e-3) -> Tensor:
-    r"""Guarded squared cosine :math:`(\langle g,\hat v\rangle^2+\delta^2)/(\|g\|^2+\delta^2)`, shape ``(...,)``.
+def alignment_residual(g: Tensor, v: Tensor, floor: float = 1e-3, m: Tensor | float | None = None) -> Tensor:
+    r"""Guarded squared cosine :math:`(\langle g,\hat v\rangle^2+\delta^2m)/(\|g\|^2+\delta^2m)`, shape ``(...,)``.
 
     Args:
         g: gradients of the candidate, ``(..., d)``.
         v: velocities, ``(..., d)`` (normalised here).
-        floor: :math:`\delta`; a zero gradient scores 1.
+        floor: :math:`\delta`; a gradient much smaller than typical scores 1.
+        m: typical squared gradient norm; default: the (detached) mean over ``g``'s leading axes.
     """
     vh = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     dot = (g * vh).sum(-1)
-    f2 = floor * floor
-    return (dot * dot + f2) / ((g * g).sum(-1) + f2)
+    g2 = (g * g).sum(-1)
+    if m is None:
+        m = g2.detach().mean()
+    f2 = floor * floor * m + 1e-30
+    return (dot * dot + f2) / (g2 + f2)
 
 
 def orthonormal_span(G: Tensor) -> Tensor:
@@ -86,7 +92,7 @@ def poisson_bracket(a: Tensor, b: Tensor, n_dof: int) -> Tensor:
 
 def point_loss(g: Tensor, v: Tensor, Q: Tensor, *, alpha: float = 1.0, floor: float = 1e-3,
                eps: float = 1e-6, prev_unit_x: Tensor | None = None, g_x: Tensor | None = None,
-               n_dof: int | None = None, bracket_weight: float = 1.0) -> Tensor:
+               n_dof: int | None = None, bracket_weight: float = 1.0, m: Tensor | float | None = None) -> Tensor:
     r"""Per-point neural-deflation loss :math:`\ell_k` (module docstring).
 
     Args:
@@ -97,11 +103,12 @@ def point_loss(g: Tensor, v: Tensor, Q: Tensor, *, alpha: float = 1.0, floor: fl
         prev_unit_x: unit gradients of the earlier laws in original coordinates ``(B, k-1, d)``
             (involution only), with ``g_x`` the candidate's original-coordinate gradient and ``n_dof``.
         bracket_weight: :math:`\beta`.
+        m: typical squared gradient norm for the floor (default: batch mean).
 
     Returns:
         ``(B,)`` per-point losses.
     """
-    num = alignment_residual(g, v, floor)
+    num = alignment_residual(g, v, floor, m)
     if prev_unit_x is not None and prev_unit_x.shape[-2] > 0:
         gx = g_x / g_x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
         br = poisson_bracket(gx.unsqueeze(-2), prev_unit_x, n_dof)

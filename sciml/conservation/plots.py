@@ -21,12 +21,14 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
     ax.semilogy(ks, [f.loss for f in res.fits], "o-", label="held-out loss")
     ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
     K = len(ks)
-    ax.semilogy([0, K + 1], [10 ** d.log_losses[0], 10 ** d.log_losses[-1]], "s", color="gray",
-                label="virtual ends")
+    ax.semilogy([K + 1], [10 ** d.log_losses[-1]], "s", color="gray", label="virtual end (loss 1)")
+    if 1 <= d.n <= K:
+        lo, hi = 10 ** d.log_losses[d.n - 1], 10 ** d.log_losses[d.n]
+        ax.annotate("", xy=(d.n + 0.5, hi), xytext=(d.n + 0.5, lo), arrowprops=dict(arrowstyle="<->", color="C3"))
     ax.axvline(d.n + 0.5, color="C3", ls=":", label=f"count = {d.n} (margin {d.margin:.2f} dec)")
     ax.set_xlabel("k (candidate $H_k$)")
     ax.set_ylabel("loss")
-    ax.set_xticks(range(0, K + 2))
+    ax.set_xticks(range(1, K + 2))
     ax.set_title(title or f"neural deflation: {res.n_conserved} conserved")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -1,0 +1,187 @@
+"""sciml.conservation: the loss pieces against closed forms, the count rule, and small end-to-end counts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from problems.systems import get_system
+from sciml.conservation import (DiscoveryConfig, JumpRule, alignment_residual, deflation_factor, discover,
+                                finite_difference_velocity, orthonormal_span, point_loss, poisson_bracket,
+                                span_check)
+from sciml.conservation.checks import invariant_gradients
+from sciml.dynamics import simulate
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small nets on a shared 2-core machine: more threads only add contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------ loss pieces
+def _unit(a):
+    return a / a.norm(dim=-1, keepdim=True)
+
+
+def test_deflation_factor_is_inverse_sine_power():
+    """For g at angle theta to span{e1, e2} in R^4 the factor is (sin^2 theta + eps)^-alpha, growing
+    monotonically as g falls into the span."""
+    theta = torch.tensor([1.2, 0.6, 0.3, 0.1, 0.03, 0.01], dtype=torch.float64)
+    inside = _unit(torch.tensor([1.0, 2.0, 0.0, 0.0], dtype=torch.float64))
+    out = torch.tensor([0.0, 0.0, 0.6, 0.8], dtype=torch.float64)
+    g = 3.7 * (torch.cos(theta)[:, None] * inside + torch.sin(theta)[:, None] * out)  # scale must not matter
+    G = torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]], dtype=torch.float64).T.expand(6, 4, 2)
+    Q = orthonormal_span(G)
+    for alpha in (0.5, 1.0):
+        D = deflation_factor(g, Q, alpha=alpha, eps=1e-6)
+        assert torch.allclose(D, (torch.sin(theta) ** 2 + 1e-6) ** -alpha, rtol=1e-10)
+        assert (torch.diff(D) > 0).all()
+    assert torch.allclose(deflation_factor(g, Q[..., :0]), torch.ones(6, dtype=torch.float64))
+    # in the span: bounded by eps^-alpha, not infinite
+    assert math.isclose(float(deflation_factor(inside[None], Q[:1], 1.0, 1e-6)), 1e6, rel_tol=1e-6)
+
+
+def test_alignment_residual_guards_constants():
+    v = torch.tensor([[1.0, 2.0, 0.0]])
+    assert float(alignment_residual(torch.zeros(1, 3), v)) == pytest.approx(1.0)             # constant: worst
+    assert float(alignment_residual(torch.tensor([[2.0, -1.0, 0.0]]), v)) < 1e-6            # conserved: floor
+    g = torch.tensor([[1.0, 0.0, 1.0]])
+    cos2 = 1.0 / (2 * 5)
+    assert float(alignment_residual(g, v, floor=0.0)) == pytest.approx(cos2)
+
+
+def test_dth_candidate_scores_exactly_one():
+    """With alpha = 1, once the earlier gradients span v-perp, any candidate's loss is 1."""
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    A = torch.randn(50, 4, 3, generator=gen, dtype=torch.float64)
+    vh = _unit(v)
+    A = A - vh[..., None] * (vh[..., None] * A).sum(-2, keepdim=True)  # columns orthogonal to v
+    g = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    L = point_loss(g, v, orthonormal_span(A), alpha=1.0, floor=1e-8, eps=1e-12)
+    assert torch.allclose(L, torch.ones_like(L), atol=1e-6)
+
+
+def test_poisson_bracket_canonical():
+    """{q1, p1} = 1, {q1, p2} = 0; for the isotropic oscillator {H, L} = {H_x, H_y} = 0 but {H_x, L} != 0."""
+    e = torch.eye(4, dtype=torch.float64)
+    assert float(poisson_bracket(e[0], e[2], 2)) == 1.0 and float(poisson_bracket(e[0], e[3], 2)) == 0.0
+    s = get_system("ho2d-iso")
+    X = torch.randn(20, 4, dtype=torch.float64)
+    G = invariant_gradients(s.invariants, X)
+    assert poisson_bracket(G[:, 0] + G[:, 1], G[:, 2], 2).abs().max() < 1e-12     # {H, L} = 0
+    x, y, px, py = X.T
+    assert torch.allclose(poisson_bracket(G[:, 0], G[:, 2], 2), -(x * y + px * py))  # {H_x, L} = -(xy + p_x p_y)
+    assert poisson_bracket(G[:, 0], G[:, 1], 2).abs().max() < 1e-12     # {H_x, H_y} = 0
+
+
+def test_finite_difference_velocity_fourth_order():
+    t = np.linspace(0, 10, 201)
+    X = np.stack([np.cos(t), -np.sin(t)], -1)[None]
+    Xs, V = finite_difference_velocity(X, t)
+    exact = np.stack([-np.sin(t), -np.cos(t)], -1)[None, 2:-2]
+    assert Xs.shape == V.shape == (1, 197, 2)
+    assert np.abs(V - exact).max() < 1e-5          # (dt^4/30) ~ 2e-7 * |x^(5)|
+    Xs2, V2 = finite_difference_velocity(X, t ** 1.0 + 0.001 * np.sin(t))  # non-uniform grid: 2nd order path
+    assert Xs2.shape == X.shape
+
+
+# ------------------------------------------------------------------------------ count rule
+@pytest.mark.parametrize("losses, complete, n", [
+    ([1e-5, 3e-5, 2e-2], True, 2),
+    ([1e-5, 3e-5, 8e-5], True, 3),
+    ([2e-6], True, 1),
+    ([0.3, 0.5, 0.6], True, 0),
+    ([1e-5, 1e-1, 2e-1, 3e-1, 3e-1], True, 1),
+])
+def test_jump_rule(losses, complete, n):
+    d = JumpRule(1.0).decide(losses, complete=complete)
+    assert d.n == n
+    assert not d.ambiguous and d.margin > 0
+
+
+def test_jump_rule_flags_cap_and_ambiguity():
+    d = JumpRule(1.0).decide([1e-5, 2e-5], complete=False)
+    assert d.n == 2 and d.capped
+    amb = JumpRule(1.0).decide([1e-4, 1e-3, 1e-2, 1e-1], complete=True)   # even steps: no decisive jump
+    assert amb.ambiguous and amb.margin <= 0
+
+
+# ------------------------------------------------------------------------------ checks
+def test_span_check_against_known():
+    """A known set spans itself; a strict subset does not contain the rest."""
+    s = get_system("ho2d-iso")
+
+    class Known:
+        def __init__(self, f):
+            self.f = f
+
+        def grad(self, X):
+            return invariant_gradients([self.f], torch.as_tensor(X))[:, 0].numpy()
+
+    X = np.random.default_rng(0).uniform(-1, 1, (200, 4))
+    fs = list(s.invariants.values())
+    full = span_check([Known(f) for f in fs], s.invariants, X)
+    assert full.spans() and round(full.rank_joint) == 3
+    part = span_check([Known(f) for f in fs[:2]], s.invariants, X)
+    assert not part.spans() and part.sin_true_vs_learned > 0.5
+
+
+# ------------------------------------------------------------------------------ end to end
+SMALL = dict(steps=600, lr=1e-2, batch_size=512, network={"width": 32, "depth": 2, "activation": "silu"})
+
+
+def _cfg(**kw):
+    from sciml.run import load_config
+
+    return load_config({**SMALL, **kw}, DiscoveryConfig)
+
+
+def test_ho1d_gives_one(tmp_path):
+    s = get_system("ho1d")
+    tr = simulate(s, 64, 60, 0.05, generator=torch.Generator().manual_seed(0))
+    res = discover(tr, _cfg(steps=300), out=tmp_path / "run", verbose=False)
+    assert res.n_conserved == 1 and res.decision.margin > 0
+    ho = tr.X[res.split[1]]
+    # the learned H is a function of the energy: the same gradient direction
+    assert span_check(res.conserved, s.invariants, ho.reshape(-1, 2)).sin_true_vs_learned < 0.1
+    summ = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summ["n_conserved"] == 1 and (tmp_path / "run" / "loss_vs_k.png").exists()
+
+
+def test_ho2d_isotropic_gives_three():
+    s = get_system("ho2d-iso")
+    # many short trajectories: the learned integrals must generalise to held-out ellipses
+    tr = simulate(s, 128, 60, 0.05, generator=torch.Generator().manual_seed(0))
+    res = discover(tr, _cfg(), verbose=False)
+    assert res.n_conserved == 3, res.losses
+    rep = span_check(res.conserved, s.invariants, tr.X[res.split[1]].reshape(-1, 4))
+    assert rep.spans(), rep
+
+
+def test_cli_discover_errors_and_json(tmp_path, capsys):
+    from sciml.cli import main
+
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as fh:
+        fh["trajectories"] = np.zeros((3, 10))
+    assert main(["discover", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "rank 3" in err and len(err.strip().splitlines()) == 1
+    good = tmp_path / "g.h5"
+    assert main(["simulate", "ho1d", "--n-traj", "8", "--n-times", "60", "--out", str(good)]) == 0
+    capsys.readouterr()
+    assert main(["discover", str(good), "--max-laws", "3"]) == 2            # more than d-1 = 1
+    assert "max_laws" in capsys.readouterr().err
+    assert main(["discover", str(good), "--steps", "60", "--json", "--out", str(tmp_path / "r")]) == 0
+    summ = json.loads(capsys.readouterr().out)
+    assert set(["n_conserved", "losses", "margin"]) <= set(summ)
