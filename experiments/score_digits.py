@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--base-channels", type=int, default=32)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--reg-covar", type=float, default=0.05, help="GMM covariance floor (sets the drift stiffness)")
+    ap.add_argument("--covariance", default="full", choices=["full", "diag"], help="GMM covariance type")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--methods", nargs="+", default=["dsm", "ndsm_cv"], choices=["dsm", "ndsm", "ndsm_cv"])
@@ -70,10 +71,10 @@ def main() -> None:
               "sample": {"n_steps": args.sample_steps, "batch_size": 1000}}
     methods = {
         "dsm": ("linear DSM (VP)", {"sde": {"kind": "vp"}, "train": {"objective": "dsm"}}),
-        "ndsm": ("NDSM", {"sde": {"kind": "langevin_gmm", "n_components": len(classes), "reg_covar": args.reg_covar},
+        "ndsm": ("NDSM", {"sde": {"kind": "langevin_gmm", "n_components": len(classes), "reg_covar": args.reg_covar, "covariance": args.covariance},
                           "train": {"objective": "ndsm", "control_variates": "none"}}),
         "ndsm_cv": ("NDSM + CV", {"sde": {"kind": "langevin_gmm", "n_components": len(classes),
-                                          "reg_covar": args.reg_covar},
+                                          "reg_covar": args.reg_covar, "covariance": args.covariance},
                                   "train": {"objective": "ndsm", "control_variates": "learned"}}),
     }
     rows, grids = [], {}
@@ -96,6 +97,10 @@ def main() -> None:
                "class_weights": w.tolist(), "mmd_to_train": float(mmd(s.reshape(len(s), -1), x.reshape(len(x), -1))),
                "final_loss": res.metrics.get("loss")}
         ref = true_w if true_w is not None else emp
+        if srun.extra.get("gmm") is not None:
+            gw = srun.extra["gmm"].weights
+            row["gmm_weights"] = gw.tolist()
+            print(f"  fitted GMM weights {np.round(gw.cpu().numpy(), 3)}")
         row["weight_error"] = weight_error(w, ref)
         row["coverage"] = mode_coverage(w, ref)
         rows.append(row)

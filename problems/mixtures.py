@@ -145,7 +145,7 @@ def digits(*, classes=None, class_weights=None, n: int | None = None, seed: int 
             if m > len(pool):
                 raise ValueError(f"digit {c}: {m} images requested but only {len(pool)} exist")
             idx.append(rng.choice(pool, m, replace=False))
-        idx = np.concatenate(idx)
+        idx = rng.permutation(np.concatenate(idx))
     else:
         idx = rng.permutation(len(y))[: n or len(y)]
     x = torch.as_tensor(x[idx] / 8.0 - 1.0, dtype=torch.get_default_dtype()).unsqueeze(1)
