@@ -186,6 +186,9 @@ class ScoreRun:
         n_steps = n_steps or auto_steps(self.sde, self.cfg.sample.n_steps, 500, self.sde.T - self.t_min)
         _check_stiffness(self.sde, (self.sde.T - self.t_min) / n_steps, "sample.n_steps")
         self.model.eval()
+        if generator is None:  # draw on the model's device (the prior and the noise live there)
+            dev = self.shift.device
+            generator = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,))))
         x = sample(self.model, self.sde, n, sampler=SAMPLERS[name](), n_steps=n_steps,
                    t_min=self.t_min, batch_size=batch_size or self.cfg.sample.batch_size,
                    generator=generator, show_progress=show_progress)
