@@ -51,6 +51,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "particles_a2_L1": ("alpha=2 particle flow, L=1 (GP), dt=2", {"model": "particles", "alpha": 2.0, "particles": {"dt": 2.0}}),
     "particles_a2_noL": ("alpha=2 particle flow, no Lipschitz bound, dt=2", {"model": "particles", "alpha": 2.0, "constraint": "none", "particles": {"dt": 2.0}}),
     "particles_kl_L1": ("KL particle flow, L=1, dt=2", {"model": "particles", "alpha": 1.0, "particles": {"dt": 2.0}}),
+    "particles_kl_noL": ("KL particle flow, no Lipschitz bound, dt=2", {"model": "particles", "alpha": 1.0, "constraint": "none", "particles": {"dt": 2.0}}),
     "flow_w2": ("CNF + W2 proximal (kinetic 1, HJB 1), Gaussian base", {"model": "flow", "flow": {"kinetic": 1.0, "hjb": 1.0}}),
     "flow_plain": ("CNF, no W2 proximal, Gaussian base", {"model": "flow", "flow": {"kinetic": 0.0, "hjb": 0.0}}),
     "flow_w2_t": ("CNF + W2 proximal, Student-t base", {"model": "flow", "flow": {"kinetic": 1.0, "hjb": 1.0, "base": "student"}}),
