@@ -82,7 +82,7 @@ def main() -> None:
     ap.add_argument("--n-traj", type=int, default=128)
     ap.add_argument("--n-times", type=int, default=500)
     ap.add_argument("--dt", type=float, default=0.1)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--involution", action="store_true")
     ap.add_argument("--config", default=None, help="TOML with DiscoveryConfig keys")

@@ -14,17 +14,19 @@ def demo(args: argparse.Namespace) -> bool:
     from problems.systems import get_system
 
     from ..dynamics import simulate
-    from ..run import resolve_device
+    from ..run import load_config, resolve_device
     from . import DiscoveryConfig, discover, span_check
 
     device = resolve_device(getattr(args, "device", "cpu") or "cpu")
     seed = 0 if getattr(args, "seed", None) is None else int(args.seed)
     system = get_system("ho2d-iso")
-    traj = simulate(system, 32, 200, 0.05, generator=torch.Generator().manual_seed(seed))
+    # many short trajectories (one period each): the integrals must generalise to held-out ellipses
+    traj = simulate(system, 128, 60, 0.05, generator=torch.Generator().manual_seed(seed))
     print(f"2-D isotropic oscillator: {traj.n_trajectories} trajectories x {traj.n_times} snapshots, "
           f"Yoshida-4 energy drift {traj.attrs['energy_drift']:.1e}")
     out = Path(getattr(args, "out", "runs/demo")) / "conservation"
-    cfg = DiscoveryConfig(steps=700, seed=seed)
+    cfg = load_config({"steps": 600, "lr": 1e-2, "batch_size": 512, "seed": seed,
+                       "network": {"width": 32, "depth": 2}}, DiscoveryConfig)
     res = discover(traj, cfg, device=device, out=out, verbose=False)
     for f in res.fits:
         print(f"  H_{f.index}: held-out median loss {f.loss:.2e} ({f.seconds:.1f} s)")

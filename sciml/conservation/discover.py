@@ -44,7 +44,7 @@ class DiscoveryConfig:
 
     max_laws: int = param(0, ge=0, doc="candidates to train; 0: d-1 (all integrals) or N+1 (involution)")
     involution: bool = param(False, doc="count integrals in involution (Poisson-bracket term, at most N)")
-    steps: int = param(1500, ge=1, doc="Adam steps per candidate")
+    steps: int = param(3000, ge=1, doc="Adam steps per candidate")
     batch_size: int = param(1024, ge=8, doc="points per step")
     lr: float = param(3e-3, gt=0, doc="initial learning rate (cosine decay)")
     lr_final: float = param(3e-5, gt=0, doc="final learning rate")
@@ -62,7 +62,7 @@ class DiscoveryConfig:
     objective: str = param("log", choices=("mean", "log"),
                            doc="training objective over a batch: mean of the per-point loss, or mean of its log")
     restarts: int = param(3, ge=1, doc="initialisations per candidate; the best after the warm-up continues")
-    warmup_fraction: float = param(0.2, gt=0, lt=1, doc="fraction of the steps all initialisations train")
+    warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
