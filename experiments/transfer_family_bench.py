@@ -4,6 +4,7 @@ transfers, same iterations, same points, measured in one process.
 Both paths run the same SVD-PINN updates (the family step is K independent steps; the errors agree to
 round-off, printed). Reported: wall time of the K sequential runs, of the family run, their ratio, and
 the largest difference between the members' final errors. One untimed warm-up of each path first.
+Wall and CPU (process) time are both reported; on a shared machine only the CPU time is meaningful.
 
     OMP_NUM_THREADS=1 python experiments/transfer_family_bench.py --k 8 --iters 50 --width 300 --n-interior 1000
     OMP_NUM_THREADS=1 python experiments/transfer_family_bench.py --k 8 --iters 200 --width 64 --n-interior 256
@@ -65,31 +66,34 @@ def main(argv=None) -> int:
 
     def sequential(iters_cfg):
         errs = []
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for m in members:
             tr = Trainer(m, net, strat.parametrise(net, params), iters_cfg, device=dev, points=points)
             tr.fit()
             errs.append(tr.history[-1][1])
-        return time.perf_counter() - t0, errs
+        return time.perf_counter() - t0, time.process_time() - c0, errs
 
     def family(iters_cfg):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         par = stack_parametrisation(strat.parametrise(net, params), len(members))
         tr = FamilyTrainer(members[0], net, par, iters_cfg, device=dev, points=points, members=members)
         tr.fit()
-        return time.perf_counter() - t0, tr.member_errors()[0]
+        return time.perf_counter() - t0, time.process_time() - c0, tr.member_errors()[0]
 
     warm = load_config({**__import__("sciml.run", fromlist=["x"]).config_to_dict(cfg), "optim": {"iters": 2}}, PINNConfig)
     sequential(warm), family(warm)  # untimed warm-up (imports, allocator)
-    t_seq, e_seq = sequential(cfg)
-    t_fam, e_fam = family(cfg)
+    t_seq, c_seq, e_seq = sequential(cfg)
+    t_fam, c_fam, e_fam = family(cfg)
     diff = max(abs(x - y) for x, y in zip(e_seq, e_fam))
     out = {"k": a.k, "iters": a.iters, "width": a.width, "n_interior": a.n_interior, "d": a.d, "method": a.method,
            "threads": a.threads, "device": a.device, "sequential_s": t_seq, "family_s": t_fam, "speedup": t_seq / t_fam,
+           "sequential_cpu_s": c_seq, "family_cpu_s": c_fam, "speedup_cpu": c_seq / c_fam,
            "max_error_difference": diff, "errors_sequential": e_seq, "errors_family": e_fam}
     print(f"K={a.k} members, {a.iters} iterations, width {a.width}, {a.n_interior} interior points, d={a.d}, "
           f"{a.threads} thread(s), {a.device}")
-    print(f"  sequential: {t_seq:8.1f} s   family (vmap): {t_fam:8.1f} s   speedup x{t_seq / t_fam:.2f}")
+    print(f"  wall: sequential {t_seq:8.1f} s   family (vmap) {t_fam:8.1f} s   ratio x{t_seq / t_fam:.2f}")
+    print(f"  CPU:  sequential {c_seq:8.1f} s   family (vmap) {c_fam:8.1f} s   ratio x{c_seq / c_fam:.2f}"
+          "   (process time: robust to other jobs on a shared machine)")
     print(f"  largest difference of final rel. L2 between the two: {diff:.2e}")
     if a.json:
         path = Path(a.json)
