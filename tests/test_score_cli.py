@@ -85,7 +85,7 @@ def test_config_errors_name_the_key():
 
 def test_stiff_langevin_drift_is_refused_before_training_or_gets_enough_steps():
     x = unbalanced_2d().sample(500, generator=torch.Generator().manual_seed(0))
-    stiff = {"sde": {"kind": "langevin_gmm", "beta_max": 500.0}}
+    stiff = {"sde": {"kind": "langevin_gmm", "beta_max": 60.0}}
     cfg = load_config({**stiff, "train": {"objective": "ndsm", "n_time_steps": 100}}, ScoreConfig)
     with pytest.raises(ConfigError, match="train.n_time_steps"):
         train(cfg, x, show_progress=False)
