@@ -110,6 +110,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if data.dim() == 4:
         default("model.arch", "unet")
+        # images: near-constant pixels make full-covariance components singular and the drift stiff
+        default("sde.covariance", "diag")
+        default("sde.reg_covar", 0.05)
+    if labels is not None:
+        default("sde.n_components", int(labels.unique().numel()))
     if mixture is not None:  # one GMM component per true mode unless told otherwise
         default("sde.n_components", mixture.n_components)
     cfg = load_config(args.config if args.config else {}, ScoreConfig, overrides=overrides)
