@@ -50,7 +50,7 @@ def demo(args) -> bool:
         rows[strat.label] = (t.history[0][1], t.history[-1][1], t.par.n_trainable, t.train_seconds, t)
         print(f"  transfer eps 0 -> 2, {strat.label:>7}: rel L2 {t.history[0][1]:.3f} -> {t.history[-1][1]:.3f} "
               f"({t.par.n_trainable} trainable, {t.train_seconds:.1f} s)")
-    s = rows["svd"][4].par.theta["2.weight.s"]
+    s = rows["svd"][4].par.theta["2.weight.s"].detach()
     good = float(s.min()) >= 0
     ok &= good
     print(f"singular values stay non-negative: min s = {float(s.min()):.3g} [{'ok' if good else 'FAIL'}]")
