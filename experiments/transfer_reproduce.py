@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--pretrained", default=None, help="reuse this pre-training run directory")
     p.add_argument("--out", default="runs/transfer_repro")
     p.add_argument("--json", default=None)
+    p.add_argument("--resume", action="store_true",
+                   help="continue each transfer from its run directory's checkpoint up to --iters")
     p.add_argument("--plot-dir", default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -95,7 +97,8 @@ def main(argv=None) -> int:
                 continue
             strat = strategy_from_name(m, seed=a.seed + 1)
             t0 = time.perf_counter()
-            res = transfer(pre, tcfg, target=target, strategy=strat, run_dir=out / f"{a.family}_{target:g}_{m}")
+            res = transfer(pre, tcfg, target=target, strategy=strat, run_dir=out / f"{a.family}_{target:g}_{m}",
+                           resume=a.resume)
             tr = res.extra["trainer"]
             h = tr.history
             row = {"target": target, "method": m, "status": res.status.value, "iters": a.iters,
