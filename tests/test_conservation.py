@@ -185,3 +185,23 @@ def test_cli_discover_errors_and_json(tmp_path, capsys):
     assert main(["discover", str(good), "--steps", "60", "--json", "--out", str(tmp_path / "r")]) == 0
     summ = json.loads(capsys.readouterr().out)
     assert set(["n_conserved", "losses", "margin"]) <= set(summ)
+
+
+# ------------------------------------------------------------------------------ slow (minutes)
+@pytest.mark.slow
+def test_ho2d_isotropic_involution_gives_two():
+    """In involution the isotropic oscillator has N = 2 integrals (e.g. H_x, H_y), not 3."""
+    s = get_system("ho2d-iso")
+    tr = simulate(s, 128, 60, 0.05, generator=torch.Generator().manual_seed(0))
+    res = discover(tr, _cfg(involution=True), verbose=False)
+    assert res.n_conserved == 2 and res.decision.margin > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, n_expected", [("ho2d-1to2", 3), ("ho2d-incommensurate", 2)])
+def test_anisotropic_oscillators_default_budget(name, n_expected):
+    """The cubic third integral of the 1:2 oscillator is found; the incommensurate one has none."""
+    s = get_system(name)
+    tr = simulate(s, 128, 500, 0.1, generator=torch.Generator().manual_seed(0))
+    res = discover(tr, DiscoveryConfig(), verbose=False)
+    assert res.n_conserved == n_expected, res.losses

@@ -27,7 +27,13 @@ def demo(args: argparse.Namespace) -> bool:
     out = Path(getattr(args, "out", "runs/demo")) / "conservation"
     cfg = load_config({"steps": 600, "lr": 1e-2, "batch_size": 512, "seed": seed,
                        "network": {"width": 32, "depth": 2}}, DiscoveryConfig)
-    res = discover(traj, cfg, device=device, out=out, verbose=False)
+    n_threads = torch.get_num_threads()
+    # nets this small gain nothing from threads, and on a shared machine extra threads only contend
+    torch.set_num_threads(getattr(args, "threads", None) or 1)
+    try:
+        res = discover(traj, cfg, device=device, out=out, verbose=False)
+    finally:
+        torch.set_num_threads(n_threads)
     for f in res.fits:
         print(f"  H_{f.index}: held-out median loss {f.loss:.2e} ({f.seconds:.1f} s)")
     print(f"count {res.n_conserved} (theory 3), margin {res.decision.margin:.2f} decades; plot {out}/loss_vs_k.png")

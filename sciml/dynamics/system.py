@@ -61,6 +61,7 @@ class DynamicalSystem:
         params: physical parameters (stored with the trajectories).
         notes: one line on what the count means for this system.
         max_energy: reject initial states above this energy (``None``: keep all).
+        expected_is_lower_bound: theory guarantees only "at least ``expected``" integrals.
     """
 
     name: str
@@ -77,6 +78,7 @@ class DynamicalSystem:
     params: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
     max_energy: float | None = None
+    expected_is_lower_bound: bool = False
 
     def sample_initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` initial states from :attr:`region`, rejecting those with ``H > max_energy`` (e.g. above an
