@@ -13,7 +13,7 @@ the output times ``t`` (shape ``(T,)``, ``t[0]`` the initial time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class _Splitting(Integrator):
 
     max_step: float = 1e-2  # largest internal step; each output interval is split evenly below it
 
-    _weights: tuple[float, ...] = (1.0,)
+    _weights: tuple[float, ...] = field(default=(1.0,), repr=False)
 
     def integrate(self, system: DynamicalSystem, x0: Tensor, t: Tensor) -> Tensor:
         if not system.separable:
@@ -79,7 +79,7 @@ class Leapfrog(_Splitting):
     """Velocity Verlet (Stormer-Verlet), order 2, symplectic. ``max_step``: largest internal step."""
 
     max_step: float = 1e-3
-    _weights: tuple[float, ...] = (1.0,)
+    _weights: tuple[float, ...] = field(default=(1.0,), repr=False)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Yoshida4(_Splitting):
     :math:`w_1 = 1/(2-2^{1/3})`, :math:`w_0 = -2^{1/3}/(2-2^{1/3})`. ``max_step``: largest internal step."""
 
     max_step: float = 1e-2
-    _weights: tuple[float, ...] = (_W1, _W0, _W1)
+    _weights: tuple[float, ...] = field(default=(_W1, _W0, _W1), repr=False)
 
 
 @dataclass(frozen=True)
