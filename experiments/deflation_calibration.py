@@ -22,6 +22,14 @@ def _ok(r: dict, n: int) -> bool:
     return n >= r["expected"] if at_least else n == r["expected"]
 
 
+def _constancy(r: dict) -> list[float]:
+    """Held-out constancy per candidate (older files hold it only for the counted ones; pad with 1)."""
+    if all("constancy" in s for s in r["stats"]):
+        return [s["constancy"] for s in r["stats"]]
+    c = [x["median"] for x in r.get("constancy") or []]
+    return c + [1.0] * (len(r["stats"]) - len(c))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/deflation_table")
@@ -30,19 +38,21 @@ def main() -> None:
     args = ap.parse_args()
     rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))]
     print(f"{len(rows)} systems: {', '.join(r['system'] + (f'-N{r[chr(110)]}' if r['n'] else '') for r in rows)}")
-    print("| statistic | J (decades) | counted right | smallest margin (dec) |")
-    print("|---|---|---|---|")
-    for stat in ("median", "mean", "geomean", "trimmed"):
-        for J in args.jumps:
-            rule = JumpRule(J)
+    print("| statistic | J (decades) | constancy tol | counted right | smallest margin (dec) |")
+    print("|---|---|---|---|---|")
+    for stat, J, tol in ([(s, J, 0.03) for s in ("median", "mean", "geomean", "trimmed") for J in args.jumps]
+                         + [("median", 1.0, t) for t in (None, 0.003, 0.01, 0.1, 0.3)]):
+        if True:
+            rule = JumpRule(J, constancy_tol=tol or 1.0)
             right, margins = 0, []
             for r in rows:
                 losses = [s[stat] for s in r["stats"]]
                 dec = rule.decide(losses, complete=len(losses) == r["dim"] - 1 and not r.get("involution"),
-                                  cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
+                                  cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1,
+                                  constancy=_constancy(r) if tol else None)
                 right += _ok(r, dec.n)
                 margins.append(dec.margin)
-            print(f"| {stat} | {J:g} | {right}/{len(rows)} | {min(margins):.2f} |")
+            print(f"| {stat} | {J:g} | {tol if tol else 'none'} | {right}/{len(rows)} | {min(margins):.2f} |")
     if args.plot:
         import matplotlib
 
@@ -52,7 +62,7 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         for i, r in enumerate(rows):
             losses = [s["median"] for s in r["stats"]]
-            dec = JumpRule(1.0).decide(losses, complete=len(losses) == r["dim"] - 1)
+            dec = JumpRule(1.0).decide(losses, complete=len(losses) == r["dim"] - 1, constancy=_constancy(r))
             ks = list(range(1, len(losses) + 2))
             ax.semilogy(ks, losses + [1.0], "o-", color=f"C{i % 10}", ms=3,
                         label=f"{r['system']}{'-N' + str(r['n']) if r['n'] else ''}: {dec.n} (theory {r['expected']})")

@@ -30,6 +30,14 @@ from sciml.dynamics import simulate
 from sciml.run import load_config
 
 
+def _constancy(r: dict) -> list[float]:
+    """Held-out constancy per candidate (older files hold it only for the counted ones; pad with 1)."""
+    if all("constancy" in s for s in r["stats"]):
+        return [s["constancy"] for s in r["stats"]]
+    c = [x["median"] for x in r.get("constancy") or []]
+    return c + [1.0] * (len(r["stats"]) - len(c))
+
+
 def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
     system = get_system(name, n)
     gen = torch.Generator().manual_seed(args.seed)
@@ -58,23 +66,26 @@ def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
     return out
 
 
-def summarise(out: Path, statistic: str, min_jump: float) -> None:
+def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = False) -> None:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     rule = JumpRule(min_jump)
-    print(f"| system | N | d | theory | found | margin (dec) | held-out {statistic} losses | spans known | "
+    print(f"| system | N | d | theory | found | jump alone | margin (dec) | held-out {statistic} losses | "
+          f"constancy of counted | spans known | "
           f"steps | wall (s) | CPU (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         losses = [s[statistic] for s in r["stats"]]
         complete = len(losses) == r["dim"] - 1 and not r.get("involution")
         cap = (r["dim"] // 2) if r.get("involution") else r["dim"] - 1
-        dec = rule.decide(losses, complete=complete, cap=cap)
+        dec = rule.decide(losses, complete=complete, cap=cap, constancy=None if args_no_veto else _constancy(r))
         at_least = r.get("at_least", r["system"] == "toda-periodic" and not r.get("involution"))
         ok = "yes" if (dec.n >= r["expected"] if at_least else dec.n == r["expected"]) else "**no**"
         sp = r["spans_known"]
         cpu = f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-"
+        cons = _constancy(r)[: max(dec.n_jump, 0)]
         print(f"| {r['system']} | {r['n'] or '-'} | {r['dim']} | {'>= ' if at_least else ''}{r['expected']} | {dec.n} ({ok}) | "
-              f"{dec.margin:.2f} | {', '.join(f'{x:.1e}' for x in losses)} | "
+              f"{dec.n_jump} | {dec.margin:.2f} | {', '.join(f'{x:.1e}' for x in losses)} | "
+              f"{', '.join(f'{x:.0e}' for x in cons) or '-'} | "
               f"{'-' if sp is None else ('yes' if sp else 'no')} | {r.get('steps', 3000)} | {r['wall_s']:.0f} | "
               f"{cpu} |")
 
@@ -95,10 +106,11 @@ def main() -> None:
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--statistic", default="median")
     ap.add_argument("--min-jump", type=float, default=1.0)
+    ap.add_argument("--no-veto", action="store_true", help="summarise without the constancy veto")
     args = ap.parse_args()
     out = Path(args.out)
     if args.summarise:
-        summarise(out, args.statistic, args.min_jump)
+        summarise(out, args.statistic, args.min_jump, args.no_veto)
         return
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)

@@ -205,3 +205,24 @@ def test_anisotropic_oscillators_default_budget(name, n_expected):
     tr = simulate(s, 128, 500, 0.1, generator=torch.Generator().manual_seed(0))
     res = discover(tr, DiscoveryConfig(), verbose=False)
     assert res.n_conserved == n_expected, res.losses
+
+
+def test_jump_rule_constancy_veto():
+    """A candidate with a tiny pointwise loss but values that drift along trajectories is not counted."""
+    losses = [1e-6, 1e-6, 4e-5]
+    d = JumpRule(1.0, constancy_tol=0.03).decide(losses, constancy=[1e-3, 2e-3, 0.9])
+    assert d.n_jump == 3 and d.n == 2 and d.margin == pytest.approx(math.log10(0.9 / 0.03))
+    ok = JumpRule(1.0, constancy_tol=0.03).decide(losses, constancy=[1e-3, 2e-3, 3e-3])
+    assert ok.n == 3 and ok.margin == pytest.approx(1.0)        # 10x below the tolerance
+
+
+def test_constancy_analytic():
+    """Energy of the oscillator: spread 0; q itself: std_t of cos over a period vs overall std."""
+    t = np.linspace(0, 2 * np.pi, 401)[:-1]
+    amps = np.array([0.5, 1.0, 2.0])
+    X = np.stack([amps[:, None] * np.cos(t), -amps[:, None] * np.sin(t)], -1)
+    from sciml.conservation import constancy
+
+    assert constancy(lambda Y: 0.5 * (Y ** 2).sum(-1), X)["max"] < 1e-12
+    q = constancy(lambda Y: Y[:, 0], X)
+    assert q["median"] == pytest.approx(np.sqrt(0.5) / np.sqrt(0.5 * (amps ** 2).mean()), rel=1e-6)

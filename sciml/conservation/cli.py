@@ -50,12 +50,17 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print(json.dumps(summ, indent=1, default=str))
     else:
         print(f"{args.traj}: state dim {traj.dim}, {traj.n_trajectories} trajectories x {traj.n_times} samples")
-        print(f"  k   held-out {cfg.statistic:<8} train      jump to next (decades)")
+        print(f"  k   held-out {cfg.statistic:<8} train      constancy  jump to next (decades)")
         gaps = res.decision.gaps if res.decision else []
         for i, f in enumerate(res.fits):
             mark = "  <- count" if i + 1 == res.n_conserved else ""
-            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {gaps[i]:+.2f}{mark}")
+            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {f.stats['constancy']:<10.2e} "
+                  f"{gaps[i]:+.2f}{mark}")
         print(res.message)
+        if res.decision is not None and res.decision.n < res.decision.n_jump:
+            print(f"note: the jump suggests {res.decision.n_jump}, but H_{res.decision.n + 1} is not constant along "
+                  f"held-out trajectories (spread {res.decision.constancy[res.decision.n]:.2f} >= "
+                  f"{cfg.constancy_tol}): counted {res.decision.n}")
         if res.decision is not None and res.decision.ambiguous:
             print("warning: the jump is not decisive (margin <= 0); train longer or give more trajectories")
         if res.decision is not None and res.decision.capped:

@@ -12,7 +12,13 @@ the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
 2. Jumps :math:`\Delta_k = \ell_{k+1} - \ell_k` for :math:`k = 1..K`. The count is the position of the
    largest jump, :math:`n = \arg\max_k \Delta_k`, provided it is at least :math:`J` decades; if no jump
    reaches :math:`J` nothing separates conserved from non-conserved candidates and :math:`n = 0`.
-3. The *margin* is the distance to the decision boundary, in decades: for :math:`n \ge 1`,
+3. **Constancy veto.** A candidate counts only if its *values* are constant along the held-out
+   trajectories: its relative spread :math:`\mathrm{median}_i\,\mathrm{std}_t H(x_i(t)) /
+   \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.03). The gradient loss is pointwise, so a
+   network can satisfy it almost everywhere with a *staircase* - flat pieces joined by thin steep walls
+   that the median never sees; the values betray the walls. :math:`n` is capped at the number of leading
+   candidates that pass.
+4. The *margin* is the distance to the decision boundary, in decades: for :math:`n \ge 1`,
    :math:`\min(\Delta_n - J,\ \Delta_n - \Delta_{\rm runner-up})`; for :math:`n = 0`,
    :math:`J - \max_k \Delta_k`. A margin :math:`\le 0` is reported as ambiguous.
 
@@ -41,6 +47,8 @@ class CountDecision:
         ambiguous: margin <= 0.
         capped: the count hit the largest value the candidates could show (train more to be sure).
         rule: a one-line description.
+        n_jump: the count from the jump alone (before the constancy veto).
+        constancy: the held-out relative spreads used by the veto.
     """
 
     n: int
@@ -50,6 +58,8 @@ class CountDecision:
     ambiguous: bool
     capped: bool
     rule: str
+    n_jump: int = -1
+    constancy: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,10 @@ class JumpRule:
 
     min_jump: float = 1.0
     reference: float = 1.0
+    constancy_tol: float = 0.03
 
-    def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None) -> CountDecision:
+    def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
+               constancy: Sequence[float] | None = None) -> CountDecision:
         """Decide the count from held-out losses ``L_1..L_K``.
 
         Args:
@@ -73,6 +85,7 @@ class JumpRule:
             complete: the candidates reached the largest possible number (``d-1``); otherwise a count of
                 ``K`` only says "at least K" and is flagged ``capped``.
             cap: largest admissible count (``d-1``, or ``N`` in involution).
+            constancy: held-out relative spread of each candidate's values (``None``: no veto).
         """
         if not losses:
             raise ValueError("no losses to decide from")
@@ -88,7 +101,20 @@ class JumpRule:
             margin = min(gaps[best - 1] - self.min_jump, gaps[best - 1] - runner)
         else:
             n, margin = 0, self.min_jump - gaps[best - 1]
+        n_jump = n
+        if constancy is not None and n > 0:
+            passing = 0
+            while passing < n and float(constancy[passing]) < self.constancy_tol:
+                passing += 1
+            if passing < n:  # vetoed: margin = decades by which the first failing candidate misses
+                margin = math.log10(max(float(constancy[passing]), 1e-300) / self.constancy_tol)
+                n = passing
+            else:
+                worst = max(float(c) for c in constancy[:n])
+                margin = min(margin, math.log10(self.constancy_tol / max(worst, 1e-300)))
         capped = n == len(losses) and not complete
-        rule = (f"largest jump (>= {self.min_jump:g} decades) in log10 held-out loss, "
-                f"virtual end 10^{ref:g}")
-        return CountDecision(n, tuple(ell), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule)
+        rule = (f"largest jump (>= {self.min_jump:g} decades) in log10 held-out loss, virtual end 10^{ref:g}"
+                + (f"; counted candidates must have held-out constancy < {self.constancy_tol:g}"
+                   if constancy is not None else ""))
+        return CountDecision(n, tuple(ell), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule,
+                             n_jump, tuple(float(c) for c in constancy) if constancy is not None else None)

@@ -19,6 +19,7 @@ from torch import Tensor
 from ..autodiff import batch, gradient, point_function
 from ..dynamics.trajectories import Trajectories
 from ..run import ConfigError, RunDir, Status, config_to_dict, get_logger, param, train_loop
+from .checks import constancy
 from .count import CountDecision, JumpRule
 from .data import PointSet, make_points, split_trajectories
 from .losses import orthonormal_span, point_loss
@@ -56,6 +57,7 @@ class DiscoveryConfig:
     max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
     eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
+    constancy_tol: float = param(0.03, gt=0, doc="count rule: largest held-out relative spread of a counted H")
     statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
                            doc="held-out per-point losses -> one number per candidate")
     seed: int = param(0, doc="seed of the split, the initialisations and the batches")
@@ -137,6 +139,7 @@ class Discovery:
             "statistic": self.config.statistic,
             "heldout_statistics": [f.stats for f in self.fits],
             "margin": d.margin if d else None, "gaps": list(d.gaps) if d else None,
+            "n_jump": d.n_jump if d else None, "constancy": [f.stats.get("constancy") for f in self.fits],
             "rule": d.rule if d else None, "involution": self.config.involution, "dim": self.dim,
             "seconds": self.seconds, "seconds_per_law": [f.seconds for f in self.fits],
             "config": config_to_dict(self.config),
@@ -301,11 +304,13 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         l_tr = _evaluate(grads.frozen, train, Q_tr, prev_tr, cfg, n_dof, scale)
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
         fit = LawFit(k, st_te[cfg.statistic], st_tr[cfg.statistic], st_te, seconds, history)
+        law = LearnedInvariant(model, k, fit.loss)
+        fit.stats["constancy"] = constancy(law, traj.X[ho_idx])["median"]
         fits.append(fit)
-        laws.append(LearnedInvariant(model, k, fit.loss))
+        laws.append(law)
         if verbose:
-            log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e, geomean %.2e) in %.1f s", k,
-                     cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], st_te["geomean"], seconds)
+            log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, in %.1f s", k,
+                     cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], fit.stats["constancy"], seconds)
         # freeze: append this gradient to the spans
         gtr, gte = grads.frozen(train.x), grads.frozen(test.x)
         Gz_tr.append(gtr * scale)
@@ -319,10 +324,10 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     decision = None
     n = 0
     if fits:
-        rule = JumpRule(cfg.min_jump)
+        rule = JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol)
         cap_n = n_dof if cfg.involution else d - 1
         decision = rule.decide([f.loss for f in fits], complete=(len(fits) == d - 1 and not cfg.involution),
-                               cap=cap_n)
+                               cap=cap_n, constancy=[f.stats["constancy"] for f in fits])
         n = decision.n
     seconds = time.perf_counter() - t_start
     if status == Status.SUCCESS:
