@@ -188,10 +188,10 @@ def test_neural_critic_reaches_gaussian_alpha_divergence(alpha):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     mp, mq = 1.0, 0.0
-    xp = (mp + torch.randn(20000, 1, generator=g, dtype=torch.float64))
-    xq = (mq + torch.randn(20000, 1, generator=g, dtype=torch.float64))
+    xp = (mp + torch.randn(4000, 1, generator=g, dtype=torch.float64))
+    xq = (mq + torch.randn(4000, 1, generator=g, dtype=torch.float64))
     div = make_divergence(alpha)
-    critic, _ = _train_critic(GradientPenalty(50.0, 10.0), xq, xp, steps=3000, div=div)
+    critic, _ = _train_critic(GradientPenalty(50.0, 10.0), xq, xp, steps=1500, div=div)
     xp2 = mp + torch.randn(200000, 1, generator=g, dtype=torch.float64)
     xq2 = mq + torch.randn(200000, 1, generator=g, dtype=torch.float64)
     with torch.no_grad():
