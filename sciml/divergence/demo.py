@@ -28,17 +28,17 @@ def demo(args) -> bool:
     ok = True
     t0 = time.perf_counter()
     base = evaluate_samples(np.random.default_rng(seed).standard_normal((2000, 1)), prob)
-    cfg = load_config({"model": "particles", "steps": 600, "batch": 500, "seed": seed, "alpha": 2.0, "lipschitz": 1.0,
+    cfg = load_config({"model": "particles", "steps": 1500, "batch": 500, "seed": seed, "alpha": 2.0, "lipschitz": 1.0,
                        "critic": {"steps": 3, "width": 32, "depth": 2}, "particles": {"dt": 2.0}}, HeavyTailConfig)
     res = train(cfg, data, run=out / "particles", device=args.device, problem=prob)
     m = res.metrics
-    print(f"particle flow (alpha=2, L=1, 600 steps, {m['seconds']:.1f} s): Hill {base['hill']:.2f} -> {m['hill']:.2f}, "
+    print(f"particle flow (alpha=2, L=1, 1500 steps, {m['seconds']:.1f} s): Hill {base['hill']:.2f} -> {m['hill']:.2f}, "
           f"CCDF L1 {base['ccdf_l1']:.2f} -> {m['ccdf_l1']:.2f}, P(|x|>10) {m['p(|x|>10)']:.4f} "
           f"(exact {m['p_exact(|x|>10)']:.4f}), max |grad phi| {m['max_speed']:.3f} <= L = 1")
     good = res.ok and abs(m["hill"] - 1) < 0.5 * abs(base["hill"] - 1) and m["ccdf_l1"] < base["ccdf_l1"]
     print(f"  tail index moved toward the truth and CCDF error fell: {'yes' if good else 'NO'}")
     ok &= good
-    cfg = load_config({"model": "gan", "steps": 300, "batch": 256, "seed": seed, "n_samples": 20000,
+    cfg = load_config({"model": "gan", "steps": 1000, "batch": 256, "seed": seed, "n_samples": 20000,
                        "critic": {"steps": 2, "width": 32, "depth": 2}, "gan": {"latent": "student", "width": 32,
                                                                                 "depth": 2}}, HeavyTailConfig)
     res = train(cfg, data, run=out / "gan", device=args.device, problem=prob)
