@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 __all__ = ["demo"]
 
