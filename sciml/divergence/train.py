@@ -29,7 +29,7 @@ from torch import Tensor
 from ..autodiff import batch, gradient, point_function
 from ..io import DataError
 from ..nn.lipschitz import CriticMLP
-from ..run import ConfigError, Result, RunDir, Status, load_config, resolve_device, rng_state, set_rng_state, train_loop
+from ..run import ConfigError, Result, RunDir, load_config, resolve_device, rng_state, set_rng_state, train_loop
 from .config import HeavyTailConfig
 from .constraints import make_constraint
 from .metrics import evaluate_samples, smoothed_hill
