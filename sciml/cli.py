@@ -97,10 +97,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = True
     t_all = time.perf_counter()
     for name in DEMO_MODULES:
+        if args.only and not any(o in name for o in args.only):
+            continue  # before importing: a broken section must not stop the others
         mod = _optional(name)
         if mod is None:
-            continue
-        if args.only and not any(o in name for o in args.only):
             continue
         t0 = time.perf_counter()
         print(f"\n== {name.split('.')[1]} ==", flush=True)
