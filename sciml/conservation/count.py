@@ -14,7 +14,7 @@ the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
    reaches :math:`J` nothing separates conserved from non-conserved candidates and :math:`n = 0`.
 3. **Constancy veto.** A candidate counts only if its *values* are constant along the held-out
    trajectories: its relative spread :math:`\mathrm{median}_i\,\mathrm{std}_t H(x_i(t)) /
-   \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.03). The gradient loss is pointwise, so a
+   \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.5, calibrated across the catalogue). The gradient loss is pointwise, so a
    network can satisfy it almost everywhere with a *staircase* - flat pieces joined by thin steep walls
    that the median never sees; the values betray the walls. :math:`n` is capped at the number of leading
    candidates that pass.
@@ -74,7 +74,7 @@ class JumpRule:
 
     min_jump: float = 1.0
     reference: float = 1.0
-    constancy_tol: float = 0.03
+    constancy_tol: float = 0.5
 
     def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
                constancy: Sequence[float] | None = None) -> CountDecision:

@@ -57,7 +57,7 @@ class DiscoveryConfig:
     max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
     eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
-    constancy_tol: float = param(0.03, gt=0, doc="count rule: largest held-out relative spread of a counted H")
+    constancy_tol: float = param(0.5, gt=0, doc="count rule: largest held-out relative spread of a counted H")
     statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
                            doc="held-out per-point losses -> one number per candidate")
     seed: int = param(0, doc="seed of the split, the initialisations and the batches")
