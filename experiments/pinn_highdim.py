@@ -64,11 +64,11 @@ def main(argv=None) -> int:
     rel, sq = tr.evaluate()
     tr.history.append((i, rel, sq))
     out = {"problem": problem.name, "d": a.d, "width": a.width, "n_interior_per_step": a.n_interior,
-           "laplacian": f"{a.method}({a.probes})", "hard": a.hard, "resample": not a.fixed_points, "lr": a.lr,
+           "laplacian": a.method if a.method == "forward" else f"{a.method}({a.probes})", "hard": a.hard, "resample": not a.fixed_points, "lr": a.lr,
            "iters_done": i, "train_wall_s": tr.train_seconds, "cpu_s": cpu, "threads": a.threads,
            "rel_l2": rel, "rel_l2_sq": sq, "history": tr.history}
     print(f"{problem.name}: {i} steps, {tr.train_seconds:.0f} s wall / {cpu:.0f} s CPU ({a.threads} thread), "
-          f"{a.method}({a.probes}), hard={a.hard}, resample={not a.fixed_points}: test rel L2 {rel:.4f}")
+          f"{a.method}{'' if a.method == 'forward' else f'({a.probes})'}, hard={a.hard}, resample={not a.fixed_points}: test rel L2 {rel:.4f}")
     print("  history:", [(s, round(e, 4)) for s, e, _ in tr.history])
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
