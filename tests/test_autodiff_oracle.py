@@ -171,3 +171,27 @@ def test_forward_laplacian_under_vmap_over_parameter_sets_and_func_grad():
         ref = torch.func.grad(oracle_loss)(p)
         for n in ref:
             torch.testing.assert_close(grads[n][k], ref[n], rtol=1e-9, atol=1e-10)
+
+
+def test_registered_activation_gets_the_forward_laplacian():
+    """A user activation (z^3/6 for z > 0, the SVD-PINN code's ReLU^3/6) registered with the core."""
+
+    class Cube(torch.nn.Module):
+        def forward(self, z):
+            return z.clamp_min(0) ** 3 / 6
+
+    def derivs(z):
+        p = z.clamp_min(0)
+        return p**3 / 6, p**2 / 2, p
+
+    with pytest.raises(ad.UnsupportedModelError, match="register_activation"):
+        ad.mlp_structure(torch.nn.Sequential(torch.nn.Linear(3, 8), Cube(), torch.nn.Linear(8, 1)))
+    ad.register_activation(Cube, ad.Activation("test_cube", derivs))
+    torch.manual_seed(31)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), Cube(), torch.nn.Linear(8, 8), Cube(),
+                              torch.nn.Linear(8, 1)).double()
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(32), dtype=torch.float64)
+    lap, g, _ = oracle(net, x)
+    out = ad.ForwardLaplacian()(net, None, x, with_gradient=True)
+    torch.testing.assert_close(out.laplacian, lap)
+    torch.testing.assert_close(out.gradient, g)

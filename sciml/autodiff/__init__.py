@@ -3,7 +3,7 @@
 Imports nothing else from sciml; every method stands on it. See ``docs/autodiff.md``.
 """
 
-from .activations import ACTIVATIONS, Activation, Sin, get_activation
+from .activations import ACTIVATIONS, Activation, Sin, get_activation, register_activation
 from .compile import compile_loss
 from .forward import UnsupportedModelError, forward_quadratic_trace, mlp_structure
 from .laplacian import (
@@ -33,7 +33,7 @@ from .operators import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "Sin", "get_activation",
+    "ACTIVATIONS", "Activation", "Sin", "get_activation", "register_activation",
     "compile_loss", "UnsupportedModelError", "forward_quadratic_trace", "mlp_structure",
     "AbstractLaplacian", "Derivatives", "EvolutionDerivatives", "ForwardLaplacian", "HessianTrace",
     "Hutchinson", "NestedAutograd", "SDGD", "default_laplacian", "evolution_terms",

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Activation", "ACTIVATIONS", "get_activation", "activation_of_module", "Sin"]
+__all__ = ["Activation", "ACTIVATIONS", "get_activation", "activation_of_module", "register_activation", "Sin"]
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,35 @@ class Sin(nn.Module):
         return torch.sin(x)
 
 
+_MODULE_ACTIVATIONS: dict[type, Activation] = {}
+
+
+def register_activation(module_type: type[nn.Module], activation: Activation) -> None:
+    """Teach the forward Laplacian (and the fast Hutchinson/SDGD paths) a new elementwise activation.
+
+    Args:
+        module_type: the ``nn.Module`` class applying the activation elementwise.
+        activation: its closed-form ``(sigma, sigma', sigma'')``; also added to :data:`ACTIVATIONS`.
+
+    Example::
+
+        def relu3(z):                  # max(z, 0)^3 / 6, the SVD-PINN code's activation
+            p = z.clamp_min(0)
+            return p**3 / 6, p**2 / 2, p
+        register_activation(ReLU3, Activation("relu3", relu3))
+    """
+    existing = ACTIVATIONS.get(activation.name)
+    if existing is not None and existing is not activation:
+        raise ValueError(f"an activation named {activation.name!r} is already registered")
+    ACTIVATIONS[activation.name] = activation
+    _MODULE_ACTIVATIONS[module_type] = activation
+
+
 def activation_of_module(module: nn.Module) -> Activation | None:
     """Map a torch activation module to the registry, or ``None`` if it is not a supported one."""
+    for cls, act in _MODULE_ACTIVATIONS.items():
+        if isinstance(module, cls):
+            return act
     if isinstance(module, nn.Tanh):
         return ACTIVATIONS["tanh"]
     if isinstance(module, Sin):

@@ -98,7 +98,8 @@ def mlp_structure(module: nn.Module) -> MLPStructure:
         if act is None:
             raise UnsupportedModelError(
                 f"ForwardLaplacian cannot handle module {name!r} ({type(sub).__name__}): only nn.Linear "
-                f"and elementwise tanh/sin/sigmoid/silu/softplus/gelu/identity are supported. Use "
+                f"and elementwise tanh/sin/sigmoid/silu/softplus/gelu/identity (or activations added with "
+                f"sciml.autodiff.register_activation) are supported. Use "
                 f"HessianTrace() or ForwardLaplacian(fallback=HessianTrace())."
             )
         if expect_linear:

@@ -1,29 +1,22 @@
 r"""PINN networks: the core's MLP, plus the SVD-PINN code's :math:`\mathrm{ReLU}^3/6` activation.
 
 The released SVD-PINN code uses :math:`\sigma(z) = \max(z, 0)^3 / 6` (so :math:`\sigma' = \max(z,0)^2/2`,
-:math:`\sigma'' = \max(z, 0)`), which the core's activation registry does not list. :func:`laplacian_for`
-hands such a network to the core's forward-Laplacian kernel
-(:func:`sciml.autodiff.forward_quadratic_trace`) with an explicit structure, so the exact Laplacian
-stays one forward + one adjoint sweep; the stochastic methods fall back to Hessian-vector products.
+:math:`\sigma'' = \max(z, 0)`), which is registered with the core here (:func:`sciml.autodiff.register_activation`), so ReLU^3
+networks get the exact forward Laplacian and the fast Hutchinson/SDGD paths like any other MLP.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from sciml.autodiff import (
-    SDGD, AbstractLaplacian, Derivatives, ForwardLaplacian, HessianTrace, Hutchinson, UnsupportedModelError,
-    forward_quadratic_trace, mlp_structure,
-)
+from sciml.autodiff import SDGD, AbstractLaplacian, ForwardLaplacian, HessianTrace, Hutchinson, register_activation
 from sciml.autodiff.activations import Activation
-from sciml.autodiff.forward import MLPStructure
 from sciml.nn.mlp import MLP
 
-__all__ = ["ReLU3", "RELU3", "build_network", "laplacian_for", "StructuredForwardLaplacian"]
+__all__ = ["ReLU3", "RELU3", "build_network", "laplacian_for"]
 
 
 def _relu3(z: Tensor):
@@ -42,6 +35,9 @@ class ReLU3(nn.Module):
         return _relu3(z)[0]
 
 
+register_activation(ReLU3, RELU3)
+
+
 def build_network(in_dim: int, widths: Sequence[int], activation: str = "tanh") -> nn.Sequential:
     """An MLP ``in_dim -> widths -> 1`` with xavier-normal weights and zero biases.
 
@@ -57,39 +53,6 @@ def build_network(in_dim: int, widths: Sequence[int], activation: str = "tanh") 
     return net
 
 
-def _structure(module: nn.Module) -> MLPStructure:
-    """The core's ``mlp_structure``, also accepting :class:`ReLU3` layers."""
-    weights, biases, acts = [], [], []
-    for name, sub in module.named_modules():
-        if isinstance(sub, nn.Linear):
-            weights.append(f"{name}.weight")
-            biases.append(f"{name}.bias" if sub.bias is not None else None)
-        elif isinstance(sub, ReLU3):
-            acts.append(RELU3)
-        elif not isinstance(sub, nn.Sequential):
-            probe = nn.Sequential(nn.Linear(1, 1), sub, nn.Linear(1, 1))
-            acts.append(mlp_structure(probe).activations[0])
-    if len(acts) != len(weights) - 1:
-        raise UnsupportedModelError("expected alternating Linear and activation layers ending in Linear")
-    return MLPStructure(tuple(weights), tuple(biases), tuple(acts))
-
-
-@dataclass(frozen=True)
-class StructuredForwardLaplacian(AbstractLaplacian):
-    """Exact forward Laplacian for an MLP whose structure is given (used for ReLU^3 networks)."""
-
-    structure: MLPStructure
-
-    def __call__(self, f, params, x, *, dims=None, noise=None, generator=None, with_gradient=False,
-                 chunk_size=None) -> Derivatives:
-        d = x.shape[-1]
-        idx = torch.arange(d, device=x.device) if dims is None else torch.as_tensor(list(dims), device=x.device)
-        tangents = torch.zeros(d, idx.numel(), dtype=x.dtype, device=x.device)
-        tangents[idx, torch.arange(idx.numel(), device=x.device)] = 1
-        value, lap, grad = forward_quadratic_trace(self.structure, params, x, tangents, with_gradient=with_gradient)
-        return Derivatives(value.squeeze(-1), lap.squeeze(-1), None if grad is None else grad.squeeze(-2))
-
-
 def laplacian_for(module: nn.Module, method: str = "auto", d: int = 10, probes: int = 16,
                   auto_exact_max_d: int = 64) -> AbstractLaplacian:
     """The Laplacian strategy for ``module`` at spatial dimension ``d``.
@@ -102,11 +65,7 @@ def laplacian_for(module: nn.Module, method: str = "auto", d: int = 10, probes: 
     if method == "auto":
         method = "forward" if d <= auto_exact_max_d else "sdgd"
     if method == "forward":
-        try:
-            mlp_structure(module)
-            return ForwardLaplacian()
-        except UnsupportedModelError:
-            return StructuredForwardLaplacian(_structure(module))
+        return ForwardLaplacian()
     if method == "hessian":
         return HessianTrace()
     if method == "hutchinson":
