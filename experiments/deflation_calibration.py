@@ -40,7 +40,7 @@ def main() -> None:
     print(f"{len(rows)} systems: {', '.join(r['system'] + (f'-N{r[chr(110)]}' if r['n'] else '') for r in rows)}")
     print("| statistic | J (decades) | constancy tol | counted right | smallest margin (dec) |")
     print("|---|---|---|---|---|")
-    for stat, J, tol in ([(s, J, 0.5) for s in ("median", "mean", "geomean", "trimmed") for J in args.jumps]
+    for stat, J, tol in ([(s, J, None) for s in ("median", "mean", "geomean", "trimmed") for J in args.jumps]
                          + [("median", 1.0, t) for t in (None, 0.01, 0.1, 0.3, 0.5)] + [("mean", 1.0, t) for t in (None, 0.1, 0.3, 0.5)]):
         if True:
             rule = JumpRule(J, constancy_tol=tol or 1.0)
@@ -62,7 +62,7 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
         for i, r in enumerate(rows):
             losses = [s["median"] for s in r["stats"]]
-            dec = JumpRule(1.0, constancy_tol=0.5).decide(losses, complete=len(losses) == r["dim"] - 1, constancy=_constancy(r))
+            dec = JumpRule(1.0).decide(losses, complete=len(losses) == r["dim"] - 1)
             ks = list(range(1, len(losses) + 2))
             ax.semilogy(ks, losses + [1.0], "o-", color=f"C{i % 10}", ms=3,
                         label=f"{r['system']}{'-N' + str(r['n']) if r['n'] else ''}: {dec.n} (theory {r['expected']})")

@@ -57,6 +57,10 @@ def cmd_discover(args: argparse.Namespace) -> int:
             print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {f.stats['constancy']:<10.2e} "
                   f"{gaps[i]:+.2f}{mark}")
         print(res.message)
+        loose = [f.index for f in res.fits[: res.n_conserved] if f.stats["constancy"] >= cfg.constancy_tol]
+        if loose:
+            print(f"warning: counted H_{loose} vary along held-out trajectories (relative spread >= "
+                  f"{cfg.constancy_tol}): possibly staircase solutions; check them, or set veto = true")
         if res.decision is not None and res.decision.n < res.decision.n_jump:
             print(f"note: the jump suggests {res.decision.n_jump}, but H_{res.decision.n + 1} is not constant along "
                   f"held-out trajectories (spread {res.decision.constancy[res.decision.n]:.2f} >= "

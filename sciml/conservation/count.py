@@ -12,9 +12,9 @@ the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
 2. Jumps :math:`\Delta_k = \ell_{k+1} - \ell_k` for :math:`k = 1..K`. The count is the position of the
    largest jump, :math:`n = \arg\max_k \Delta_k`, provided it is at least :math:`J` decades; if no jump
    reaches :math:`J` nothing separates conserved from non-conserved candidates and :math:`n = 0`.
-3. **Constancy veto.** A candidate counts only if its *values* are constant along the held-out
+3. **Constancy veto** (optional, ``constancy`` given; off in :func:`discover` by default). A candidate counts only if its *values* are constant along the held-out
    trajectories: its relative spread :math:`\mathrm{median}_i\,\mathrm{std}_t H(x_i(t)) /
-   \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.5, calibrated across the catalogue). The gradient loss is pointwise, so a
+   \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.5). The gradient loss is pointwise, so a
    network can satisfy it almost everywhere with a *staircase* - flat pieces joined by thin steep walls
    that the median never sees; the values betray the walls. :math:`n` is capped at the number of leading
    candidates that pass.

@@ -57,7 +57,9 @@ class DiscoveryConfig:
     max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
     eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
-    constancy_tol: float = param(0.5, gt=0, doc="count rule: largest held-out relative spread of a counted H")
+    veto: bool = param(False, doc="count rule: also require held-out constancy < constancy_tol (off: it "
+                                  "cost more right counts than it saved across the catalogue)")
+    constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
     statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
                            doc="held-out per-point losses -> one number per candidate")
     seed: int = param(0, doc="seed of the split, the initialisations and the batches")
@@ -327,7 +329,7 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         rule = JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol)
         cap_n = n_dof if cfg.involution else d - 1
         decision = rule.decide([f.loss for f in fits], complete=(len(fits) == d - 1 and not cfg.involution),
-                               cap=cap_n, constancy=[f.stats["constancy"] for f in fits])
+                               cap=cap_n, constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
         n = decision.n
     seconds = time.perf_counter() - t_start
     if status == Status.SUCCESS:
