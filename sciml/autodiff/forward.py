@@ -128,8 +128,8 @@ class _TangentLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(j: Tensor, s: Tensor | None, w: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
-        # vector_norm is one fused reduction: no (N, C, H) temporary for j * j
-        q = torch.linalg.vector_norm(j, dim=-2).square()
+        # not linalg.vector_norm: its reduction over the strided C axis measured 1.6x slower than this
+        q = (j * j).sum(-2)
         u = j * s.unsqueeze(-2) if s is not None else None
         return (w * q).sum(-1), u, q
 
