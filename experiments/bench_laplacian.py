@@ -134,9 +134,11 @@ def setup(d: int, device: torch.device):
     return model, params, x, target, gen
 
 
-def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool, compile_: bool) -> list[dict]:
+def run(d: int, repeats: int, device: torch.device, threads: int, memory: bool, compile_: bool,
+        only: list[str] | None = None) -> list[dict]:
     n = BATCH[d]
-    ms = methods(d)
+    ms = {k: v for k, v in methods(d).items()
+          if only is None or "baseline" in k or any(o.lower() in k.lower() for o in only)}
     args = setup(d, device)
     steps = {name: step_fn(m, *args) for name, m in ms.items()}
     compile_s = None
@@ -184,6 +186,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="only methods whose name contains one of these (the baseline always runs)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory probes")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
@@ -198,7 +202,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     print(f"{'d':>5} {'N':>5}  {'method':<44} {'median s':>9} {'speedup':>8} {'peak MiB':>9}")
     for d in args.dims:
-        rows = run(d, args.repeats, device, torch.get_num_threads(), not args.no_memory, not args.no_compile)
+        rows = run(d, args.repeats, device, torch.get_num_threads(), not args.no_memory, not args.no_compile,
+                   args.methods)
         all_rows += rows
         for r in rows:
             if r["compile_s"]:
