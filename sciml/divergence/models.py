@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..autodiff import batch, divergence as exact_divergence, divergence_estimate, gradient, point_function, rademacher
-from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
+from ..nn.lipschitz import CriticMLP
 from ..nn.mlp import MLP
 
 __all__ = ["sample_latent", "Generator", "PotentialFlow", "student_t_logpdf"]
@@ -60,13 +60,8 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int, out_dim: int, width: int = 64, depth: int = 3, activation: str = "leaky_relu"):
         super().__init__()
-        layers: list[nn.Module] = []
-        prev = latent_dim
-        for _ in range(depth):
-            layers += [nn.Linear(prev, width), LIPSCHITZ_ACTIVATIONS[activation]()]
-            prev = width
-        layers.append(nn.Linear(prev, out_dim))
-        self.net = nn.Sequential(*layers)
+        # the same Linear / 1-Lipschitz-activation stack as the critic
+        self.net = CriticMLP(latent_dim, width, depth, activation, out_dim=out_dim)
         self.latent_dim, self.out_dim = latent_dim, out_dim
 
     def forward(self, z: Tensor) -> Tensor:
