@@ -209,3 +209,15 @@ def test_cli_missing_cuda_is_a_clear_error():
         pytest.skip("CUDA present")
     r = _cli("demo", "--device", "cuda")
     assert r.returncode == 2 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_parse_overrides_reads_toml_values_and_rejects_missing_equals():
+    from sciml.run import parse_overrides
+
+    got = parse_overrides(["train.lr=1e-3", "steps = 5", "name=run_a", "eps=[0.5, 2]", "flag=true"])
+    assert got == {"train.lr": 1e-3, "steps": 5, "name": "run_a", "eps": [0.5, 2], "flag": True}
+    assert parse_overrides(None) == {}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["lr"])
+    cfg = load_config({}, Cfg, overrides=parse_overrides(["model.width=8", "lr=0.5"]))
+    assert cfg.model.width == 8 and cfg.lr == 0.5

@@ -51,23 +51,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
 
 
-def _parse_set(items: list[str]) -> dict:
-    import tomllib
-
-    from ..run import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(item, "--set needs KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = tomllib.loads(f"x = {v}")["x"]
-        except tomllib.TOMLDecodeError:
-            out[k.strip()] = v
-    return out
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -75,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from problems.heavy_tails import make_problem
 
     from ..io import load_array
-    from ..run import ConfigError, load_config
+    from ..run import ConfigError, load_config, parse_overrides
     from .config import HeavyTailConfig
     from .train import train
 
@@ -85,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                  if getattr(args, k) is not None}
     if args.seed is not None:
         overrides["seed"] = args.seed
-    overrides.update(_parse_set(args.set))
+    overrides.update(parse_overrides(args.set))
     cfg = load_config(args.config if args.config else {}, HeavyTailConfig, overrides=overrides)
     problem = None
     if args.data:

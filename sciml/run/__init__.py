@@ -1,6 +1,6 @@
 """Run infrastructure every method reuses: configs, run directories, checkpoints, seeds, devices."""
 
-from .config import ConfigError, config_to_dict, dump_toml, load_config, param, replace_config
+from .config import ConfigError, config_to_dict, dump_toml, load_config, param, parse_overrides, replace_config
 from .io import atomic_h5, atomic_path, atomic_torch_save, atomic_write_bytes, atomic_write_text
 from .loop import rng_state, set_rng_state, train_loop
 from .result import DivergenceError, Result, Status, check_finite
@@ -8,7 +8,7 @@ from .rundir import RunDir
 from .runtime import DeviceError, get_logger, progress, resolve_device, seed_everything, setup_logging
 
 __all__ = [
-    "ConfigError", "config_to_dict", "dump_toml", "load_config", "param", "replace_config",
+    "ConfigError", "config_to_dict", "dump_toml", "load_config", "param", "parse_overrides", "replace_config",
     "atomic_h5", "atomic_path", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text",
     "rng_state", "set_rng_state", "train_loop",
     "DivergenceError", "Result", "Status", "check_finite",

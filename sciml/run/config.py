@@ -27,7 +27,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
-__all__ = ["ConfigError", "param", "load_config", "config_to_dict", "dump_toml", "replace_config"]
+__all__ = ["ConfigError", "param", "load_config", "parse_overrides", "config_to_dict", "dump_toml", "replace_config"]
 
 T = TypeVar("T")
 
@@ -193,6 +193,21 @@ def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrid
         if src_name and not str(e).startswith(src_name):
             raise ConfigError(e.key, str(e).split(": ", 1)[1], src_name) from None
         raise
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["train.lr=1e-3", "name=run"]`` (command-line ``--set``) -> ``{"train.lr": 0.001, ...}`` for
+    :func:`load_config`'s ``overrides``; values are read as TOML, and a bare word is a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(item, "--set expects key=value, e.g. --set train.lr=1e-3")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = tomllib.loads(f"v = {v}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[k.strip()] = v
+    return out
 
 
 def _deep_copy(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,21 +38,6 @@ def load_problem(name: str, n: int, generator: torch.Generator):
     raise ConfigError("--problem", f"unknown problem {name!r}; choose one of {list(PROBLEMS)}")
 
 
-def _parse_set(items: list[str]) -> dict:
-    from ..run import ConfigError
-
-    out = {}
-    for it in items or []:
-        if "=" not in it:
-            raise ConfigError(it, "--set expects key=value, e.g. --set train.lr=1e-3")
-        k, v = it.split("=", 1)
-        try:
-            out[k.strip()] = tomllib.loads(f"v = {v}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[k.strip()] = v  # a bare string
-    return out
-
-
 def _file_keys(path: str | None) -> set[str]:
     """Dotted keys set in a TOML config file (empty if none or unreadable; load_config reports errors)."""
     if not path:
@@ -78,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from problems.mixtures import load_samples
 
     from ..metrics import mmd, sliced_wasserstein
-    from ..run import ConfigError, RunDir, load_config, resolve_device
+    from ..run import ConfigError, RunDir, load_config, parse_overrides, resolve_device
     from .metrics import mode_coverage, mode_weights, weight_error
     from .train import ScoreConfig, train
 
@@ -87,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if (args.data is None) == (args.problem is None):
         raise ConfigError("--data/--problem", "give exactly one of --data FILE or --problem NAME")
-    overrides = _parse_set(args.set)
+    overrides = parse_overrides(args.set)
     if args.sde:
         kind, objective = SDE_CHOICES[args.sde]
         overrides.setdefault("sde.kind", kind)
