@@ -63,30 +63,28 @@ def cmd_train(args) -> int:
     return _report(res, "pinn train")
 
 
-def cmd_transfer(args) -> int:
-    from sciml.transfer import transfer
-
+def _from_pretrained(args, solve, suffix: str, label: str) -> int:
+    """Shared body of ``transfer`` and ``family``: load the pre-trained run, solve, report."""
     from .api import load_pretrained
 
     device = _setup(args)
     cfg = _load(args)
     pre = load_pretrained(args.source, device=device)
-    out = args.out or str(Path(args.source).parent / f"{Path(args.source).name}_to_{cfg.transfer.targets[0]:g}_{cfg.transfer.method}")
-    res = transfer(pre, cfg, run_dir=out, device=device, resume=args.resume)
-    return _report(res, "pinn transfer")
+    out = args.out or str(Path(args.source).parent / f"{Path(args.source).name}_{suffix(cfg)}_{cfg.transfer.method}")
+    res = solve(pre, cfg, run_dir=out, device=device, resume=args.resume)
+    return _report(res, label)
+
+
+def cmd_transfer(args) -> int:
+    from sciml.transfer import transfer
+
+    return _from_pretrained(args, transfer, lambda cfg: f"to_{cfg.transfer.targets[0]:g}", "pinn transfer")
 
 
 def cmd_family(args) -> int:
     from sciml.transfer import solve_family
 
-    from .api import load_pretrained
-
-    device = _setup(args)
-    cfg = _load(args)
-    pre = load_pretrained(args.source, device=device)
-    out = args.out or str(Path(args.source).parent / f"{Path(args.source).name}_family_{cfg.transfer.method}")
-    res = solve_family(pre, cfg, run_dir=out, device=device, resume=args.resume)
-    return _report(res, "pinn family")
+    return _from_pretrained(args, solve_family, lambda cfg: "family", "pinn family")
 
 
 def register(subparsers) -> None:
