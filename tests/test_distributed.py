@@ -1,7 +1,6 @@
 """Two gloo processes reproduce one process on the same global batch (up to reduction order)."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +9,6 @@ import pytest
 import torch
 
 WORKER = Path(__file__).with_name("_dist_tiny_pinn.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(args, tmp_path):
@@ -27,8 +20,9 @@ def _run(args, tmp_path):
 def test_two_gloo_processes_equal_one_process(tmp_path):
     single, double = tmp_path / "single.pt", tmp_path / "double.pt"
     _run([sys.executable, str(WORKER), str(single)], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-          f"--master_port={_free_port()}", str(WORKER), str(double)], tmp_path)
+    # --standalone: torchrun picks a free local rendezvous port itself (no pick-then-bind race)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+          str(WORKER), str(double)], tmp_path)
     a, b = torch.load(single), torch.load(double)
     init = {k: v.clone() for k, v in a.items()}
     for k in a:
