@@ -38,9 +38,6 @@ DEMO_MODULES = (
     "sciml.divergence.demo",
 )
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .run import ConfigError, DeviceError
 

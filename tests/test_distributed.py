@@ -24,7 +24,6 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
           str(WORKER), str(double)], tmp_path)
     a, b = torch.load(single), torch.load(double)
-    init = {k: v.clone() for k, v in a.items()}
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-10, atol=1e-12)
     # and the run did move the parameters (the comparison is not vacuous)

@@ -1,11 +1,9 @@
 """Run infrastructure: configs, atomic files, run directory, training loop (resume, divergence), CLI."""
 
-import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..run.config import load_config, param
-from . import ForwardLaplacian, HessianTrace, Hutchinson, NestedAutograd, SDGD, point_function
+from . import ForwardLaplacian, HessianTrace, Hutchinson, NestedAutograd, SDGD
 
 
 @dataclass(frozen=True)

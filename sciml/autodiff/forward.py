@@ -37,7 +37,7 @@ parameters, so a PINN loss built on it back-propagates normally.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn

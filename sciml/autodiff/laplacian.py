@@ -29,8 +29,8 @@ with respect to ``params``. Add the method to the oracle tests in ``tests/test_l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn

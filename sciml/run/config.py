@@ -18,12 +18,11 @@ prints it on one line and exits with status 2.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
