@@ -41,7 +41,9 @@ DEMO_MODULES = (
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .run import ConfigError, DeviceError
 
-    errs: list[type[BaseException]] = [ConfigError, DeviceError]
+    from .run.distributed import DistributedUnsupported
+
+    errs: list[type[BaseException]] = [ConfigError, DeviceError, DistributedUnsupported]
     try:
         from .io import DataError
 
@@ -65,6 +67,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"),
+                   help="torch.distributed backend under torchrun (auto: nccl on cuda, gloo on cpu)")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -86,7 +90,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from .run import resolve_device
-
     resolve_device(args.device)
     args.demo_config = _demo_config(args.config)
     if args.threads:
@@ -143,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--only", nargs="*", default=None, help="run only sections whose name contains these")
     pd.add_argument("--out", default="runs/demo", help="where demo runs are written")
     pd.add_argument("--config", default=None, help="TOML with one [table] per section, e.g. [autodiff] dim = 100")
-    pd.set_defaults(func=cmd_demo)
+    pd.set_defaults(func=cmd_demo, single_process="it is a tour of small single-process runs")
     for name in COMMAND_MODULES:
         mod = _optional(name)
         if mod is not None:
@@ -161,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_logging(args.log_level)
     try:
+        if not getattr(args, "data_parallel", False):
+            from .run.distributed import require_single_process
+
+            name = " ".join(str(v) for k, v in vars(args).items() if (k == "command" or k.endswith("_command")) and v)
+            require_single_process(name, getattr(args, "single_process", "it has no data-parallel mode"))
         return int(args.func(args) or 0)
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)

@@ -41,3 +41,132 @@ def test_shard_requires_equal_shards():
     assert ctx.shard(torch.arange(6)).tolist() == [3, 4, 5]
     with pytest.raises(ValueError, match="multiple of 2"):
         ctx.shard(torch.arange(5), "interior points")
+
+
+# --- the PINN commands under torchrun ---------------------------------------------------------------
+TINY = """
+seed = 3
+dtype = "float64"
+log_every = 2
+checkpoint_every = 3
+[problem]
+family = "allen_cahn"
+value = 0.0
+d = 3
+[model]
+widths = [16, 16]
+[sampling]
+n_interior = 64
+n_boundary = 16
+n_initial = 16
+n_test = 200
+resample = {resample}
+[laplacian]
+method = "hutchinson"   # stochastic: the probes must be drawn globally and sharded like the points
+probes = 2
+[optim]
+iters = 6
+lr = 1e-2
+[transfer]
+method = "svd"          # the singular values are trained by SGD, which sees a wrong gradient scale
+targets = [1.0, 2.0, 5.0]
+s_lr = 1e-2
+"""
+
+
+def _sciml(tmp_path, nproc, *args):
+    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                    f"--nproc_per_node={nproc}"]
+    _run([*launcher, "-m", "sciml", *args], tmp_path)
+
+
+def _latest(run):
+    return torch.load(sorted((run / "checkpoints").glob("ckpt_*.pt"))[-1], weights_only=False)
+
+
+def _assert_same_theta(a, b):
+    assert a["step"] == b["step"]
+    for k in a["theta"]:
+        torch.testing.assert_close(b["theta"][k], a["theta"][k], rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def pinn_runs(tmp_path_factory):
+    """One process vs two, and a run resumed on a different number of processes; then the SVD transfer
+    and the family run from the one-process model."""
+    d = tmp_path_factory.mktemp("dist")
+    (d / "dp.toml").write_text(TINY.format(resample="true"))
+    (d / "fam.toml").write_text(TINY.format(resample="false"))
+    _sciml(d, 1, "pinn", "train", "dp.toml", "--out", "one")
+    _sciml(d, 2, "pinn", "train", "dp.toml", "--out", "two")
+    _sciml(d, 2, "pinn", "train", "dp.toml", "--out", "resumed", "--iters", "3")
+    _sciml(d, 1, "pinn", "train", "dp.toml", "--out", "resumed", "--resume")
+    for n in (1, 2):
+        _sciml(d, n, "pinn", "transfer", "--from", "one", "--config", "dp.toml", "--out", f"transfer{n}")
+        _sciml(d, n, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", f"family{n}")
+    _sciml(d, 1, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed", "--iters", "3")
+    _sciml(d, 2, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed", "--resume")
+    return d
+
+
+def test_pinn_train_on_two_processes_equals_one(pinn_runs):
+    import json
+
+    one, two = _latest(pinn_runs / "one"), _latest(pinn_runs / "two")
+    assert one["step"] == 6
+    _assert_same_theta(one, two)
+    assert json.loads((pinn_runs / "two" / "meta.json").read_text())["world_size"] == 2
+
+
+def test_checkpoint_of_two_processes_resumes_on_one(pinn_runs):
+    _assert_same_theta(_latest(pinn_runs / "one"), _latest(pinn_runs / "resumed"))
+    ck3 = torch.load(pinn_runs / "resumed" / "checkpoints" / "ckpt_3.pt", weights_only=False)
+    six = _latest(pinn_runs / "one")
+    assert max((six["theta"][k] - ck3["theta"][k]).abs().max().item() for k in six["theta"]) > 1e-4
+
+
+def test_svd_transfer_on_two_processes_equals_one(pinn_runs):
+    _assert_same_theta(_latest(pinn_runs / "transfer1"), _latest(pinn_runs / "transfer2"))
+
+
+def test_family_sharded_over_two_processes_equals_one(pinn_runs):
+    import json
+
+    import h5py
+
+    a, b = _latest(pinn_runs / "family1"), _latest(pinn_runs / "family2")
+    _assert_same_theta(a, b)  # K = 3 members split 2 + 1, gathered back in order
+    assert next(iter(b["theta"].values())).shape[0] == 3
+    for k, st in a["opts"][0]["state"].items():  # Adam moments gathered as well
+        torch.testing.assert_close(b["opts"][0]["state"][k]["exp_avg_sq"], st["exp_avg_sq"], rtol=1e-10, atol=1e-14)
+    with h5py.File(pinn_runs / "family2" / "results.h5") as f1, h5py.File(pinn_runs / "family1" / "results.h5") as f0:
+        assert json.loads(f1.attrs["targets"]) == [1.0, 2.0, 5.0]
+        assert f1["member_history/rel_l2"].shape == f0["member_history/rel_l2"].shape
+        torch.testing.assert_close(torch.as_tensor(f1["member_history/rel_l2"][()]),
+                                   torch.as_tensor(f0["member_history/rel_l2"][()]), rtol=1e-9, atol=1e-12)
+    _assert_same_theta(a, _latest(pinn_runs / "family_resumed"))  # 1 process -> resumed on 2
+
+
+def test_points_that_do_not_divide_name_the_key():
+    from sciml.pinn.sampling import Points
+    from sciml.pinn.solver import shard_points
+    from sciml.run import ConfigError
+    from sciml.run.distributed import DistContext
+
+    z = torch.zeros
+    pts = Points(z(12), z(12, 2), z(7), z(7, 2), z(6, 2))
+    with pytest.raises(ConfigError, match="sampling.n_boundary"):
+        shard_points(pts, DistContext(rank=1, world_size=3))
+    assert DistContext(rank=1, world_size=3).split_slice(7) == slice(3, 5)  # 3 + 2 + 2 members
+    with pytest.raises(ValueError, match="at most 2 processes"):
+        DistContext(rank=0, world_size=3).split_slice(2, "family members")
+
+
+def test_commands_without_data_parallelism_refuse_under_torchrun(monkeypatch, capsys):
+    from sciml.cli import main
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["discover", "missing.h5"]) == 2
+    err = capsys.readouterr().err
+    assert "`sciml discover` has no data-parallel mode" in err and "one process" in err

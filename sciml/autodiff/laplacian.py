@@ -21,7 +21,8 @@ Methods:
 
 Implementer's contract (for a new method): subclass :class:`AbstractLaplacian`; set ``stochastic``;
 if stochastic, implement :meth:`AbstractLaplacian.draw` (all randomness is drawn there, outside any
-vmap, from the caller's generator) and accept the drawn tensor as ``noise``; return a
+vmap, from the caller's generator) and accept the drawn tensor as ``noise``; override
+``noise_per_point`` if one draw serves the whole batch; return a
 :class:`Derivatives` whose shapes follow the table in its docstring; keep everything differentiable
 with respect to ``params``. Add the method to the oracle tests in ``tests/test_laplacian.py``.
 """
@@ -123,6 +124,12 @@ class AbstractLaplacian(ABC):
     """A way to compute (or estimate) the Laplacian of a function at a batch of points."""
 
     stochastic: ClassVar[bool] = False
+
+    @property
+    def noise_per_point(self) -> bool:
+        """Whether :meth:`draw` returns one row per point (leading axis ``n``), so that a data-parallel
+        run shards it with the points; otherwise one draw serves the whole batch and every rank keeps it."""
+        return self.stochastic
 
     def draw(self, n: int, d: int, *, generator: torch.Generator | None = None,
              device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor | None:
@@ -340,6 +347,10 @@ class SDGD(AbstractLaplacian):
     num_dims: int = 16
     per_point: bool = False
     stochastic: ClassVar[bool] = True
+
+    @property
+    def noise_per_point(self) -> bool:
+        return self.per_point
 
     def __post_init__(self):
         if self.num_dims < 1:

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/discover", help="run directory")
     p.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
     add_common(p)
-    p.set_defaults(func=cmd_discover)
+    p.set_defaults(func=cmd_discover, single_process="the candidates are trained one after another, each "
+                   "deflated by the ones before, on a trajectory set one process holds")
 
 
 def cmd_discover(args: argparse.Namespace) -> int:

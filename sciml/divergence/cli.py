@@ -21,6 +21,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("heavytail", help="heavy-tailed generative models (W-proximal alpha-divergences)")
     sub = p.add_subparsers(dest="heavytail_command", metavar="ACTION")
+    p.set_defaults(single_process="the generator/critic updates alternate in one process; their batches fit "
+                                  "one device")
     pt = sub.add_parser("train", help="train a GAN, particle flow or normalising flow on heavy-tailed samples")
     src = pt.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="samples file: .npy, .npz or .h5 (dataset --dataset), shape (n,) or (n, D)")

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step", type=float, default=None, help="largest internal step (symplectic)")
     p.add_argument("--out", required=True, help="output .h5 file")
     add_common(p)
-    p.set_defaults(func=cmd_simulate)
+    p.set_defaults(func=cmd_simulate, single_process="the trajectories are integrated by NumPy/SciPy in one "
+                   "process; several runs with different --seed values give more")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from sciml.run import ConfigError, Result, RunDir, Status, load_config, resolve_device, seed_everything
+from sciml.run.distributed import DistContext
 
 from .config import PINNConfig
 from .network import build_network
@@ -17,7 +18,7 @@ from .problem import PDEProblem
 from .report import write_run_outputs
 from .solver import Trainer, identity_parametrisation
 
-__all__ = ["problem_from_config", "train", "Pretrained", "load_pretrained"]
+__all__ = ["problem_from_config", "train", "Pretrained", "load_pretrained", "device_and_dist"]
 
 
 def problem_from_config(cfg: PINNConfig, value: float | None = None) -> PDEProblem:
@@ -35,7 +36,8 @@ def _dtype(cfg: PINNConfig) -> torch.dtype:
 
 
 def train(cfg: PINNConfig, *, problem: PDEProblem | None = None, run_dir: str | Path | None = None,
-          device: str | torch.device = "cpu", resume: bool = False, stop_at: int | None = None) -> Result:
+          device: str | torch.device = "cpu", resume: bool = False, stop_at: int | None = None,
+          dist: DistContext | None = None) -> Result:
     """Train a PINN from scratch.
 
     Args:
@@ -44,11 +46,13 @@ def train(cfg: PINNConfig, *, problem: PDEProblem | None = None, run_dir: str | 
         run_dir: where metrics, checkpoints, ``results.h5``, ``model.pt`` and plots go (``None``: nothing).
         resume: continue from the run directory's latest checkpoint.
         stop_at: stop after this many steps (simulates an interruption).
+        dist: data parallelism from :func:`sciml.run.distributed.init_distributed` (its device is used;
+            only rank 0 writes ``run_dir``).
 
     Returns:
         Result; ``extra["trainer"]`` holds the trainer (network, parameters, history).
     """
-    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    device, dist = device_and_dist(device, dist)
     if problem is None:
         problem = problem_from_config(cfg)
     elif problem.hard is None:
@@ -57,18 +61,26 @@ def train(cfg: PINNConfig, *, problem: PDEProblem | None = None, run_dir: str | 
         problem = with_hard_constraints(problem, cfg.loss.hard)
     seed_everything(cfg.seed)
     module = build_network(problem.d + 1, cfg.model.widths, cfg.model.activation).to(device=device, dtype=_dtype(cfg))
-    trainer = Trainer(problem, module, identity_parametrisation(module), cfg, device=device)
-    run = RunDir(run_dir) if run_dir is not None else None
+    trainer = Trainer(problem, module, identity_parametrisation(module), cfg, device=device, dist=dist)
+    run = RunDir(run_dir) if run_dir is not None and dist.is_main else None
     if run is not None:
         run.save_config(cfg)
         run.write_meta(command="pinn train", problem=problem.name, device=str(device), seed=cfg.seed,
-                       n_trainable=trainer.par.n_trainable)
+                       n_trainable=trainer.par.n_trainable, world_size=dist.world_size)
     res = trainer.fit(run, resume=resume, stop_at=stop_at, desc=f"pinn {problem.name}")
     res.extra["trainer"] = trainer
     if run is not None and res.status in (Status.SUCCESS, Status.INTERRUPTED):
         res.artefacts.update(write_run_outputs(run, trainer, res, cfg, label="pinn"))
         run.write_meta(status=res.status.value, message=res.message, **{k: v for k, v in res.metrics.items()})
     return res
+
+
+def device_and_dist(device: str | torch.device, dist: DistContext | None) -> tuple[torch.device, DistContext]:
+    """The device to run on (the distributed context's when there is one) and the context."""
+    if dist is not None:
+        return dist.device, dist
+    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    return device, DistContext(device=device)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""``sciml pinn train | transfer | family``: thin wrappers over :mod:`sciml.pinn` and :mod:`sciml.transfer`."""
+"""``sciml pinn train | transfer | family``: thin wrappers over :mod:`sciml.pinn` and :mod:`sciml.transfer`.
+
+All three run data-parallel under ``torchrun`` (see :mod:`sciml.run.distributed`): ``train`` and
+``transfer`` shard the collocation points, ``family`` spreads the members over the ranks.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from pathlib import Path
 
 
 def _setup(args):
+    """Threads, then the process group (a one-process context without torchrun)."""
     import torch
 
-    from sciml.run import resolve_device
+    from sciml.run.distributed import init_distributed
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return resolve_device(args.device)
+    return init_distributed(args.device, args.backend)
 
 
 def _load(args):
@@ -35,7 +40,10 @@ def _load(args):
     return load_config(args.config, PINNConfig, overrides=over)
 
 
-def _report(res, label: str) -> int:
+def _report(res, label: str, dist) -> int:
+    code = 0 if res.ok or res.status.value == "interrupted" else 1
+    if not dist.is_main:
+        return code
     m = res.metrics
     tr = res.extra.get("trainer")
     rel = m.get("rel_l2")
@@ -48,31 +56,40 @@ def _report(res, label: str) -> int:
     if "member_errors" in res.extra:
         for v, e in res.extra["member_errors"].items():
             print(f"  member {v:g}: relative L2 {e:.4g}")
+    if dist.distributed:
+        print(f"  processes: {dist.world_size} ({dist.backend})")
     if res.run_dir is not None:
         print(f"  run directory: {res.run_dir}")
-    return 0 if res.ok or res.status.value == "interrupted" else 1
+    return code
 
 
 def cmd_train(args) -> int:
     from .api import train
 
-    device = _setup(args)
     cfg = _load(args)
-    out = args.out or f"runs/pinn_{cfg.problem.family}_{cfg.problem.value:g}_d{cfg.problem.d}_{time.strftime('%Y%m%d-%H%M%S')}"
-    res = train(cfg, run_dir=out, device=device, resume=args.resume)
-    return _report(res, "pinn train")
+    dist = _setup(args)
+    out = args.out or _stamped(dist, f"runs/pinn_{cfg.problem.family}_{cfg.problem.value:g}_d{cfg.problem.d}")
+    res = train(cfg, run_dir=out, resume=args.resume, dist=dist)
+    dist.close()  # not on an exception: torchrun stops the other ranks then
+    return _report(res, "pinn train", dist)
+
+
+def _stamped(dist, stem: str) -> str:
+    """``stem_<time>``, rank 0's time on every rank (one run directory)."""
+    return dist.broadcast_object(f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _from_pretrained(args, solve, suffix: str, label: str) -> int:
     """Shared body of ``transfer`` and ``family``: load the pre-trained run, solve, report."""
     from .api import load_pretrained
 
-    device = _setup(args)
     cfg = _load(args)
-    pre = load_pretrained(args.source, device=device)
+    dist = _setup(args)
+    pre = load_pretrained(args.source, device=dist.device)
     out = args.out or str(Path(args.source).parent / f"{Path(args.source).name}_{suffix(cfg)}_{cfg.transfer.method}")
-    res = solve(pre, cfg, run_dir=out, device=device, resume=args.resume)
-    return _report(res, label)
+    res = solve(pre, cfg, run_dir=out, resume=args.resume, dist=dist)
+    dist.close()
+    return _report(res, label, dist)
 
 
 def cmd_transfer(args) -> int:
@@ -92,6 +109,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("pinn", help="PINNs for evolution PDEs; SVD-PINN transfer; family runs")
     sub = p.add_subparsers(dest="pinn_command", metavar="SUBCOMMAND")
+    p.set_defaults(data_parallel=True)
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
 
     t = sub.add_parser("train", help="train a PINN from a TOML config (configs/pinn/*.toml)")

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from sciml.autodiff import AbstractLaplacian, EvolutionDerivatives, HessianTrace, evolution_terms
-from sciml.run import Result, RunDir, Status, rng_state, set_rng_state, train_loop
+from sciml.run import ConfigError, Result, RunDir, Status, rng_state, set_rng_state, train_loop
+from sciml.run.distributed import DistContext
 
 from .config import PINNConfig
 from .network import laplacian_for
@@ -39,7 +40,8 @@ from .problem import Ball, HardDirichlet, PDEProblem
 from .sampling import Points, RadialUniformBall, UniformBall, sample_domain, sample_points
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
-           "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of", "collocation"]
+           "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
+           "collocation", "shard_points"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -256,6 +258,21 @@ def make_test_set(problem: PDEProblem, cfg: PINNConfig, device) -> TestSet:
     return TestSet(t, x, problem.exact(t, x))
 
 
+def shard_points(pts: Points, ctx: DistContext) -> Points:
+    """This rank's equal share of every kind of collocation point (a config error names the count that
+    does not divide by the number of processes)."""
+    if not ctx.distributed:
+        return pts
+    out = []
+    for key, t in (("n_interior", pts.t_in), ("n_interior", pts.x_in), ("n_boundary", pts.t_bd),
+                   ("n_boundary", pts.x_bd), ("n_initial", pts.x_ic)):
+        try:
+            out.append(ctx.shard(t, f"sampling.{key} = {t.shape[0]}"))
+        except ValueError as e:
+            raise ConfigError(f"sampling.{key}", str(e)) from None
+    return Points(*out)
+
+
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class Trainer:
@@ -270,6 +287,10 @@ class Trainer:
         cfg: the run's config (sampling, loss, laplacian, optim, transfer optimiser of ``s``).
         device: torch device.
         points: fixed collocation points (default: drawn from ``cfg.seed``).
+        dist: data parallelism (:mod:`sciml.run.distributed`): every rank draws the *global* points and
+            probes from the same seeds and keeps its equal shard; gradients are averaged over ranks, so
+            N processes take the steps one process takes on the same global batch (up to reduction
+            order), and a checkpoint (global points, one RNG state) resumes on any number of ranks.
     """
 
     problem: PDEProblem
@@ -279,12 +300,17 @@ class Trainer:
     device: torch.device = torch.device("cpu")
     points: Points | None = None
     history: list[tuple[int, float, float]] = field(default_factory=list)
+    dist: DistContext = field(default_factory=DistContext)
 
     def __post_init__(self):
         cfg, problem = self.cfg, self.problem
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         if self.points is None:
             self.points = collocation(problem, cfg, self.device)
+        self.global_points = self.points
+        self.points = shard_points(self.points, self.dist)
+        # identical starting parameters on every rank, whatever each rank loaded
+        self.dist.broadcast_([*self.par.theta.values(), *self.par.const.values()])
         self.targets = targets_for(problem, self.points)
         self.test = make_test_set(problem, cfg, self.device) if problem.exact is not None else None
         self.method = laplacian_for(self.module, cfg.laplacian.method, problem.d, cfg.laplacian.probes)
@@ -315,12 +341,15 @@ class Trainer:
     def loss(self, theta=None) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.cfg
         if cfg.sampling.resample:
-            self.points = collocation(self.problem, cfg, self.device, self.gen)
+            self.global_points = collocation(self.problem, cfg, self.device, self.gen)
+            self.points = shard_points(self.global_points, self.dist)
             self.targets = targets_for(self.problem, self.points)
         noise = None
-        if self.method.stochastic:
-            noise = self.method.draw(self.points.x_in.shape[0], self.problem.d, generator=self.gen,
+        if self.method.stochastic:  # drawn for the global batch, then sharded like the points
+            noise = self.method.draw(self.global_points.x_in.shape[0], self.problem.d, generator=self.gen,
                                      device=self.device, dtype=self.points.x_in.dtype)
+            if self.method.noise_per_point:
+                noise = self.dist.shard(noise)
         return pinn_loss(self.module, self.par.params(theta), self.problem, self.points, self.targets, self.method,
                          weights=self.weights, noise=noise, t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size,
                          ansatz=self.ansatz())
@@ -348,6 +377,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
             loss, parts = self.loss()
             loss.backward()
+            self.dist.average_gradients(self.par.theta.values())
             for opt in self.opts:
                 opt.step()
             for sch in self.scheds:
@@ -359,6 +389,9 @@ class Trainer:
                 self.lbfgs.zero_grad(set_to_none=True)
                 lo, pa = self.loss()
                 lo.backward()
+                if self.dist.distributed:  # the line search must see the global loss and gradient
+                    self.dist.average_gradients(self.par.theta.values())
+                    lo = lo.detach().new_tensor(self.dist.all_reduce_mean({"v": float(lo)})["v"])
                 box["v"] = (lo, pa)
                 return lo
 
@@ -367,6 +400,7 @@ class Trainer:
         self.par.project()
         self.train_seconds += time.perf_counter() - t0
         out = {"loss": float(loss.detach()), **{f"loss_{k}": float(v.detach()) for k, v in parts.items()}}
+        out = self.dist.all_reduce_mean(out)  # the global means (equal shards), the same on every rank
         if self.test is not None and (i % self.cfg.log_every == 0 or i == self.n_steps - 1):
             rel, sq = self.evaluate()
             out.update(rel_l2=rel, rel_l2_sq=sq)
@@ -378,7 +412,7 @@ class Trainer:
                 "opts": [o.state_dict() for o in self.opts], "scheds": [s.state_dict() for s in self.scheds],
                 "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
                 "history": list(self.history), "train_seconds": self.train_seconds,
-                "points": self.points if self.cfg.sampling.resample else None}
+                "points": self.global_points if self.cfg.sampling.resample else None}
 
     def load(self, st: Mapping[str, Any]) -> None:
         with torch.no_grad():
@@ -394,7 +428,8 @@ class Trainer:
         self.history = list(st["history"])
         self.train_seconds = float(st["train_seconds"])
         if st.get("points") is not None:
-            self.points = st["points"]
+            self.global_points = st["points"].to(self.device)
+            self.points = shard_points(self.global_points, self.dist)
             self.targets = targets_for(self.problem, self.points)
 
     def fit(self, run: RunDir | None = None, *, resume: bool = False, stop_at: int | None = None,
@@ -402,7 +437,7 @@ class Trainer:
         """Train for ``optim.iters`` Adam + ``optim.lbfgs_iters`` L-BFGS steps; see :func:`sciml.run.train_loop`."""
         res = train_loop(self.step, self.n_steps, run=run, state=self.state, load=self.load, resume=resume,
                          log_every=self.cfg.log_every, checkpoint_every=self.cfg.checkpoint_every, desc=desc,
-                         stop_at=stop_at)
+                         stop_at=stop_at, dist=self.dist)
         res.extra["train_seconds"] = self.train_seconds
         res.extra["n_trainable"] = self.par.n_trainable
         if self.history:

@@ -30,11 +30,26 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor
 
-__all__ = ["DistContext", "init_distributed", "launched_by_torchrun"]
+__all__ = ["DistContext", "init_distributed", "launched_by_torchrun", "DistributedUnsupported",
+           "require_single_process"]
 
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+class DistributedUnsupported(RuntimeError):
+    """A command that has no data-parallel mode was launched on several processes."""
+
+
+def require_single_process(command: str, why: str) -> None:
+    """Refuse, with the reason and what to do instead, when ``command`` runs under torchrun with more
+    than one process (each process would otherwise silently repeat the same run)."""
+    if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1:
+        raise DistributedUnsupported(
+            f"`sciml {command}` has no data-parallel mode ({why}). Run it as one process "
+            f"(`python -m sciml {command} ...`), or start independent runs with different --seed values. "
+            f"Data parallelism is available in `sciml pinn train | transfer | family`.")
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,16 @@ class DistContext:
         k = n // self.world_size
         return slice(self.rank * k, (self.rank + 1) * k)
 
+    def split_slice(self, n: int, what: str = "items") -> slice:
+        """This rank's contiguous share of ``n`` independent items (family members), as even as can be:
+        the first ``n % world_size`` ranks hold one more."""
+        if n < self.world_size:
+            raise ValueError(f"{n} {what} cannot be spread over {self.world_size} processes; "
+                             f"launch at most {n} processes")
+        k, r = divmod(n, self.world_size)
+        lo = self.rank * k + min(self.rank, r)
+        return slice(lo, lo + k + (self.rank < r))
+
     def shard(self, t: Tensor, what: str = "batch") -> Tensor:
         return t[self.shard_slice(t.shape[0], what)]
 
@@ -95,13 +120,29 @@ class DistContext:
         """Average scalar metrics over ranks (for logging the global loss)."""
         if not self.distributed:
             return dict(values)
+        return {k: v / self.world_size for k, v in self.all_reduce(values).items()}
+
+    def all_reduce(self, values: Mapping[str, float], op: str = "sum") -> dict[str, float]:
+        """``op`` (``"sum"`` or ``"max"``) of scalar values over ranks, in float64."""
+        if not self.distributed:
+            return dict(values)
         import torch.distributed as dist
 
         keys = sorted(values)
         t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
                          device=self.device if self.backend == "nccl" else "cpu")
-        dist.all_reduce(t)
-        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
+        dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+        return dict(zip(keys, t.tolist()))
+
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (any picklable object, e.g. a checkpoint) on every rank."""
+        if not self.distributed:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
+        return box[0]
 
     def broadcast_(self, tensors: Iterable[Tensor]) -> None:
         """Copy rank 0's values into every rank's tensors (identical initialisation)."""
@@ -127,6 +168,15 @@ class DistContext:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def close(self) -> None:
+        """Wait for every rank, then leave the process group (end of a command)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
 
 
 def init_distributed(device: str = "auto", backend: str = "auto") -> DistContext:

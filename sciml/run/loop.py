@@ -13,13 +13,16 @@ The method supplies a ``step(i) -> dict of scalar metrics`` closure (one optimis
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 
 from .result import DivergenceError, Result, Status, check_finite
 from .rundir import RunDir
 from .runtime import get_logger, progress
+
+if TYPE_CHECKING:
+    from .distributed import DistContext
 
 __all__ = ["train_loop", "rng_state", "set_rng_state"]
 
@@ -48,7 +51,7 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
                state: Callable[[], dict[str, Any]] | None = None,
                load: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
                log_every: int = 100, checkpoint_every: int = 1000, desc: str = "train",
-               stop_at: int | None = None) -> Result:
+               stop_at: int | None = None, dist: "DistContext | None" = None) -> Result:
     """Run ``step(i)`` for ``i`` in ``[start, n_steps)``.
 
     Args:
@@ -58,22 +61,34 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
         state: returns the checkpointable state; ``load`` restores it.
         resume: continue from the latest checkpoint in ``run``.
         stop_at: stop early after this step (simulates an interruption in tests).
+        dist: the process's place in a data-parallel run (:mod:`sciml.run.distributed`). Then only rank
+            0 passes a ``run`` and writes; on resume rank 0 reads the checkpoint and sends it to every
+            rank; ``state()`` is called on every rank (it may gather) and ``step`` must return metrics
+            that are equal on all ranks (already reduced), so that all stop together.
 
     Returns:
         Result with status, message, the last metrics, ``extra["step"]`` (steps completed).
     """
+    ctx = dist if dist is not None and dist.distributed else None
+    # every rank must take the same branches around collective calls: decide them on rank 0
+    has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
     start = 0
-    if resume and run is not None and load is not None:
-        ck = run.load_checkpoint()
+    if resume and has_run and load is not None:
+        ck = run.load_checkpoint() if run is not None else None
+        if ctx is not None:
+            ck = ctx.broadcast_object(ck)
         if ck is not None:
             load(ck)
             start = int(ck["step"])
-            run.truncate_metrics(start - 1)
-            log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
+            if run is not None:
+                run.truncate_metrics(start - 1)
+                log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
+    save = has_run and state is not None
     last: dict[str, float] = {}
     t0 = time.perf_counter()
     i = start
-    bar = progress(range(start, n_steps), total=n_steps, initial=start, desc=desc)
+    bar = progress(range(start, n_steps), total=n_steps, initial=start, desc=desc,
+                   disable=True if ctx is not None and not ctx.is_main else None)
     try:
         for i in bar:
             metrics = {k: float(v) for k, v in step(i).items()}
@@ -81,8 +96,10 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
             last = metrics
             if run is not None and (i % log_every == 0 or i == n_steps - 1):
                 run.log_metrics(i, **metrics)
-            if run is not None and state is not None and checkpoint_every and (i + 1) % checkpoint_every == 0:
-                run.save_checkpoint(state(), i + 1)
+            if save and checkpoint_every and (i + 1) % checkpoint_every == 0:
+                st = state()
+                if run is not None:
+                    run.save_checkpoint(st, i + 1)
             if stop_at is not None and i + 1 >= stop_at:
                 return Result(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", last, run.path if run else None,
                               extra={"step": i + 1, "seconds": time.perf_counter() - t0})
@@ -95,8 +112,10 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
         return Result(Status.DIVERGED, msg, last, run.path if run else None,
                       artefacts={"checkpoint": good} if good else {}, extra={"step": e.step})
     seconds = time.perf_counter() - t0
-    if run is not None and state is not None:
-        run.save_checkpoint(state(), n_steps)
+    if save:
+        st = state()
+        if run is not None:
+            run.save_checkpoint(st, n_steps)
     if run is not None:
         run.flush_metrics()
     return Result(Status.SUCCESS, f"finished {n_steps} steps in {seconds:.1f} s", last, run.path if run else None,

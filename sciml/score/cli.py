@@ -168,6 +168,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("score", help="score-based generative models (DSM / nonlinear DSM)")
     sub = p.add_subparsers(dest="score_command", metavar="{train,sample}")
+    p.set_defaults(single_process="the NDSM trainer and sampler are single-process; their batches fit one device")
     sub.required = True
     t = sub.add_parser("train", help="train a score model on a data file or a named problem")
     src = t.add_argument_group("data (one of)")

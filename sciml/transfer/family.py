@@ -29,7 +29,7 @@ from torch.func import vmap
 from sciml.pinn.problem import PDEProblem
 from sciml.pinn.solver import Parametrisation, Targets, Trainer, pinn_loss, predict, relative_l2, targets_for
 
-__all__ = ["stack_parametrisation", "FamilyTrainer"]
+__all__ = ["stack_parametrisation", "FamilyTrainer", "ShardedFamily"]
 
 
 def stack_parametrisation(par: Parametrisation, k: int) -> Parametrisation:
@@ -60,7 +60,10 @@ class FamilyTrainer(Trainer):
             if v.shape[0] != k:
                 raise ValueError(f"stacked parameter {n!r} has leading size {v.shape[0]}, expected K={k}")
         if self.cfg.sampling.resample:
-            raise ValueError("the family run uses fixed collocation points (sampling.resample = false)")
+            from sciml.run import ConfigError
+
+            raise ConfigError("sampling.resample", "a family run trains every member on one fixed set of "
+                              "collocation points; set it to false")
         tgs = [targets_for(m, self.points) for m in self.members]
         self.stacked = Targets(*(torch.stack([getattr(t, f) for t in tgs]) for f in ("f", "g", "h")))
         self.test_u = torch.stack([m.exact(self.test.t, self.test.x) for m in self.members]) if self.test else None
@@ -114,3 +117,109 @@ class FamilyTrainer(Trainer):
     def load(self, st):
         super().load(st)
         self.member_history = list(st.get("member_history", []))
+
+
+# ----------------------------------------------------------------------------------------------------
+def _cat_opt_states(sds: Sequence[dict]) -> dict:
+    """Optimiser state dicts of member shards -> one dict: per-parameter tensors with a leading member
+    axis are concatenated, scalars (Adam's step count, equal on every shard) taken from the first."""
+    out = {"param_groups": sds[0]["param_groups"], "state": {}}
+    for idx, st in sds[0]["state"].items():
+        out["state"][idx] = {k: torch.cat([sd["state"][idx][k] for sd in sds]) if isinstance(v, Tensor) and v.dim()
+                             else v for k, v in st.items()}
+    return out
+
+
+def _slice_opt_state(sd: dict, sl: slice) -> dict:
+    return {"param_groups": sd["param_groups"],
+            "state": {idx: {k: v[sl] if isinstance(v, Tensor) and v.dim() else v for k, v in st.items()}
+                      for idx, st in sd["state"].items()}}
+
+
+class ShardedFamily:
+    """A family run with its K members spread over the ranks of a ``torchrun`` launch.
+
+    Each rank trains its contiguous share of the members (:meth:`DistContext.split_slice`) as one
+    vmapped :class:`FamilyTrainer`; members are independent, so no gradient is exchanged. Metrics are
+    reduced to the family's (mean loss and error over all K members, largest error), so every rank
+    stops together. :meth:`state` gathers the shards into the checkpoint a one-process family run of
+    all K members writes (concatenated stacked tensors and optimiser moments), and :meth:`load`
+    slices such a checkpoint: a run resumes on any number of ranks, or on one process. At the end
+    rank 0 holds all K members in :attr:`full` (a one-process :class:`FamilyTrainer`) for the results.
+
+    L-BFGS is refused: its line search couples the members through the summed loss, so sharding would
+    change the result.
+    """
+
+    def __init__(self, members: Sequence[PDEProblem], module, par: Parametrisation, cfg, *, device, dist):
+        from sciml.run import ConfigError
+
+        if cfg.optim.lbfgs_iters:
+            raise ConfigError("optim.lbfgs_iters", "L-BFGS couples the members of a family run through its line "
+                              "search, so a family cannot be sharded over processes with it; set it to 0 "
+                              "or run the family as one process")
+        try:
+            self.sl = dist.split_slice(len(members), "family members (transfer.targets)")
+        except ValueError as e:
+            raise ConfigError("transfer.targets", str(e)) from None
+        self.members, self.dist, self.k = list(members), dist, len(members)
+        self.module, self.par, self.cfg, self.device = module, par, cfg, device
+        mine = self.members[self.sl]
+        self.local = FamilyTrainer(mine[0], module, stack_parametrisation(par, len(mine)), cfg, device=device,
+                                   members=mine)
+        q, r = divmod(self.k, dist.world_size)
+        self.counts = [q + (rank < r) for rank in range(dist.world_size)]  # members per rank, as split_slice
+        self.full: FamilyTrainer | None = None
+
+    @property
+    def n_steps(self) -> int:
+        return self.local.n_steps
+
+    def step(self, i: int) -> dict[str, float]:
+        out = self.local.step(i)
+        n = len(self.local.members)
+        big = out.pop("rel_l2_max", None)
+        res = {k: v / self.k for k, v in self.dist.all_reduce({k: v * n for k, v in out.items()}).items()}
+        if big is not None:
+            res["rel_l2_max"] = self.dist.all_reduce({"m": big}, op="max")["m"]
+        return res
+
+    def state(self) -> dict | None:
+        """The whole family's checkpoint on rank 0 (``None`` elsewhere); a collective call."""
+        states = self.dist.gather_objects({k: (v.cpu() if isinstance(v, Tensor) else v)
+                                           for k, v in self.local.state().items()})
+        if states is None:
+            return None
+        w = self.counts
+        st = dict(states[0])
+        st["theta"] = {n: torch.cat([s["theta"][n].cpu() for s in states]) for n in st["theta"]}
+        st["opts"] = [_cat_opt_states([s["opts"][j] for s in states]) for j in range(len(st["opts"]))]
+        st["member_history"] = [(step, [e for s in states for e in s["member_history"][r][1]])
+                                for r, (step, _) in enumerate(st["member_history"])]
+        st["history"] = [(step, *(sum(s["history"][r][c] * n for s, n in zip(states, w)) / self.k for c in (1, 2)))
+                         for r, (step, *_) in enumerate(st["history"])]
+        st["train_seconds"] = max(s["train_seconds"] for s in states)
+        return st
+
+    def load(self, st: Mapping) -> None:
+        sl = self.sl
+        mine = dict(st)
+        mine["theta"] = {n: v[sl] for n, v in st["theta"].items()}
+        mine["opts"] = [_slice_opt_state(sd, sl) for sd in st["opts"]]
+        mine["member_history"] = [(step, list(e[sl])) for step, e in st.get("member_history", [])]
+        self.local.load(mine)
+
+    def fit(self, run=None, *, resume: bool = False, stop_at: int | None = None, desc: str = "family"):
+        from sciml.run import train_loop
+
+        res = train_loop(self.step, self.n_steps, run=run, state=self.state, load=self.load, resume=resume,
+                         log_every=self.cfg.log_every, checkpoint_every=self.cfg.checkpoint_every,
+                         desc=desc, stop_at=stop_at, dist=self.dist)
+        st = self.state()
+        if self.dist.is_main:  # all K members in one trainer, for the results and the plots
+            self.full = FamilyTrainer(self.members[0], self.module, stack_parametrisation(self.par, self.k), self.cfg,
+                                      device=self.device, members=self.members)
+            self.full.load(st)
+            res.extra["train_seconds"] = self.full.train_seconds
+            res.extra["n_trainable"] = self.full.par.n_trainable
+        return res
