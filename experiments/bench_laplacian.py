@@ -191,9 +191,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory probes")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's malloc thresholds (default: sciml.run.tune_allocator, as in training)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        from sciml.run import tune_allocator
+
+        print(f"allocator thresholds raised (sciml.run.tune_allocator, for every method alike): {tune_allocator()}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)

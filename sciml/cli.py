@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     setup_logging(args.log_level)
+    from .run import tune_allocator
+
+    tune_allocator()
     try:
         if not getattr(args, "data_parallel", False):
             from .run.distributed import require_single_process

@@ -5,7 +5,7 @@ from .io import atomic_h5, atomic_path, atomic_torch_save, atomic_write_bytes, a
 from .loop import rng_state, set_rng_state, train_loop
 from .result import DivergenceError, Result, Status, check_finite
 from .rundir import RunDir
-from .runtime import DeviceError, get_logger, progress, resolve_device, seed_everything, setup_logging
+from .runtime import DeviceError, get_logger, progress, resolve_device, seed_everything, setup_logging, tune_allocator
 
 __all__ = [
     "ConfigError", "config_to_dict", "dump_toml", "load_config", "param", "parse_overrides", "replace_config",
@@ -13,4 +13,5 @@ __all__ = [
     "rng_state", "set_rng_state", "train_loop",
     "DivergenceError", "Result", "Status", "check_finite",
     "RunDir", "DeviceError", "get_logger", "progress", "resolve_device", "seed_everything", "setup_logging",
+    "tune_allocator",
 ]

@@ -19,7 +19,7 @@ import torch
 
 from .result import DivergenceError, Result, Status, check_finite
 from .rundir import RunDir
-from .runtime import get_logger, progress
+from .runtime import get_logger, progress, tune_allocator
 
 if TYPE_CHECKING:
     from .distributed import DistContext
@@ -69,6 +69,7 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
     Returns:
         Result with status, message, the last metrics, ``extra["step"]`` (steps completed).
     """
+    tune_allocator()  # keep the step's large buffers mapped between steps (see its docstring)
     ctx = dist if dist is not None and dist.distributed else None
     # every rank must take the same branches around collective calls: decide them on rank 0
     has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
