@@ -77,10 +77,12 @@ def _dims_index(dims: Dims, d: int, device: torch.device) -> Tensor:
         return torch.arange(d, device=device)
     if isinstance(dims, slice):
         return torch.arange(d, device=device)[dims]
-    idx = torch.as_tensor(list(dims), dtype=torch.long, device=device)
-    if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= d:
-        raise ValueError(f"dims must be non-empty indices in [0, {d}), got {list(dims)}")
-    return idx
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    dims = [int(i) for i in dims]  # checked as Python ints: no tensor-to-scalar sync (a graph break when compiled)
+    if not dims or min(dims) < 0 or max(dims) >= d:
+        raise ValueError(f"dims must be non-empty indices in [0, {d}), got {dims}")
+    return torch.tensor(dims, dtype=torch.long, device=device)
 
 
 def _selector(idx: Tensor, d: int, dtype: torch.dtype) -> Tensor:
