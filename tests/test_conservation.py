@@ -229,3 +229,53 @@ def test_constancy_analytic():
     assert constancy(lambda Y: 0.5 * (Y ** 2).sum(-1), X)["max"] < 1e-12
     q = constancy(lambda Y: Y[:, 0], X)
     assert q["median"] == pytest.approx(np.sqrt(0.5) / np.sqrt(0.5 * (amps ** 2).mean()), rel=1e-6)
+
+
+# ------------------------------------------------------------------------------ the value term
+def _ho_windows(amps, n_t=64):
+    """Exact 1-D oscillator orbits (q, p) = A (cos t, -sin t) over one period, one row per orbit."""
+    t = torch.arange(n_t, dtype=torch.float64) * (2 * math.pi / n_t)
+    A = torch.as_tensor(amps, dtype=torch.float64)[:, None]
+    return torch.stack([A * torch.cos(t), -A * torch.sin(t)], -1)  # (n, T, 2)
+
+
+def test_value_spread_analytic():
+    from sciml.conservation.losses import value_spread
+
+    X = _ho_windows([0.5, 1.0, 2.0])
+    flat = X.reshape(-1, 2)
+    none = flat.new_zeros(len(flat), 2, 0)
+    E = (X**2).sum(-1)
+    gE = 2 * flat
+    assert float(value_spread(E, gE, none)) < 1e-25                      # an exact integral: 0
+    q, gq = X[..., 0], torch.tensor([1.0, 0.0], dtype=torch.float64).expand(len(flat), 2)
+    # Var_t(A cos t) = A^2/2 over a period; |grad q|^2 = 1
+    torch.testing.assert_close(value_spread(q, gq, none), torch.tensor((0.25 + 1 + 4) / 6, dtype=torch.float64))
+    torch.testing.assert_close(value_spread(3 * q + 7, 3 * gq, none), value_spread(q, gq, none))  # affine
+    # mixing in an earlier law (E) does not make it small: the same for every epsilon
+    Q = (gE / gE.norm(dim=-1, keepdim=True))[:, :, None]
+    v = [float(value_spread(E + eps * q, gE + eps * gq, Q)) for eps in (1e-1, 1e-3)]
+    assert v[0] == pytest.approx(v[1], rel=1e-6) and v[0] > 0.1
+    # flat layout with trajectory ids gives the same as windows
+    ids = torch.arange(3).repeat_interleave(X.shape[1])
+    torch.testing.assert_close(value_spread(q.reshape(-1), gq, none, groups=ids), value_spread(q, gq, none))
+
+
+def test_trajectory_windows_stay_in_one_trajectory():
+    from sciml.conservation.discover import TrajectoryWindows
+
+    traj = torch.tensor([2, 0, 1, 1, 0, 2, 2, 1, 0, 0, 2, 1])
+    idx = TrajectoryWindows(traj).sample(50, 4, torch.Generator().manual_seed(0))
+    rows = traj[idx].reshape(50, 4)
+    assert (rows == rows[:, :1]).all() and set(rows[:, 0].tolist()) == {0, 1, 2}
+
+
+def test_value_term_training_path_ho1d():
+    """With the value term on, the 1-D oscillator still gives 1, and its learned energy barely changes
+    along held-out orbits (value spread ~0), while a d-th candidate cannot exist here."""
+    s = get_system("ho1d")
+    tr = simulate(s, 64, 60, 0.05, generator=torch.Generator().manual_seed(0))
+    res = discover(tr, _cfg(steps=300, value_weight=1.0, window=8, statistic="median_value"), verbose=False)
+    assert res.n_conserved == 1, res.losses
+    assert res.fits[0].stats["value_spread"] < 1e-3
+    assert res.fits[0].loss == max(res.fits[0].stats["median"], res.fits[0].stats["value_spread"])

@@ -51,12 +51,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print(json.dumps(summ, indent=1, default=str))
     else:
         print(f"{args.traj}: state dim {traj.dim}, {traj.n_trajectories} trajectories x {traj.n_times} samples")
-        print(f"  k   held-out {cfg.statistic:<8} train      constancy  jump to next (decades)")
+        print(f"  k   {'held-out ' + cfg.statistic:<22} median loss  value spread  constancy  jump to next (decades)")
         gaps = res.decision.gaps if res.decision else []
         for i, f in enumerate(res.fits):
             mark = "  <- count" if i + 1 == res.n_conserved else ""
-            print(f"  {f.index:<3} {f.loss:<17.3e} {f.train_loss:<10.3e} {f.stats['constancy']:<10.2e} "
-                  f"{gaps[i]:+.2f}{mark}")
+            print(f"  {f.index:<3} {f.loss:<22.3e} {f.stats['median']:<12.3e} {f.stats['value_spread']:<13.3e} "
+                  f"{f.stats['constancy']:<10.2e} {gaps[i]:+.2f}{mark}")
         print(res.message)
         loose = [f.index for f in res.fits[: res.n_conserved] if f.stats["constancy"] >= cfg.constancy_tol]
         if loose:

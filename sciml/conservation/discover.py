@@ -22,7 +22,7 @@ from ..run import ConfigError, RunDir, Status, config_to_dict, get_logger, param
 from .checks import constancy
 from .count import CountDecision, JumpRule
 from .data import PointSet, make_points, split_trajectories
-from .losses import orthonormal_span, point_loss
+from .losses import orthonormal_span, point_loss, value_spread
 from .model import ConservedQuantity, LearnedInvariant
 
 __all__ = ["NetworkConfig", "DiscoveryConfig", "Discovery", "discover", "LawFit"]
@@ -60,11 +60,16 @@ class DiscoveryConfig:
     veto: bool = param(False, doc="count rule: also require held-out constancy < constancy_tol (off: it "
                                   "cost more right counts than it saved across the catalogue)")
     constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
-    statistic: str = param("median", choices=("median", "mean", "geomean", "trimmed"),
-                           doc="held-out per-point losses -> one number per candidate")
+    statistic: str = param("median", choices=("median", "median_value", "mean", "geomean", "trimmed"),
+                           doc="held-out losses -> one number per candidate; median_value: the larger of the "
+                               "median per-point loss and the value spread (both 0 for an exact integral)")
     seed: int = param(0, doc="seed of the split, the initialisations and the batches")
     objective: str = param("log", choices=("mean", "log"),
                            doc="training objective over a batch: mean of the per-point loss, or mean of its log")
+    value_weight: float = param(0.0, ge=0, doc="weight of the value term log V (spread of H along trajectories, "
+                                               "relative to its deflated gradient); 0: gradient loss only "
+                                               "(docs/conservation.md: it did not fix the over-counts)")
+    window: int = param(16, ge=2, doc="snapshots per trajectory in a batch (the value term's windows)")
     restarts: int = param(3, ge=1, doc="initialisations per candidate; the best after the warm-up continues")
     warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
@@ -187,6 +192,31 @@ def _evaluate(grads_fn: Callable[[Tensor], Tensor], pts: PointSet, Q: Tensor, pr
     return torch.cat(out)
 
 
+class TrajectoryWindows:
+    """Draws batches of ``w`` snapshots from each of ``b`` random trajectories (points grouped by ``traj``)."""
+
+    def __init__(self, traj: Tensor):
+        order = torch.argsort(traj, stable=True)
+        ids, counts = torch.unique_consecutive(traj[order], return_counts=True)
+        self.order, self.counts = order, counts
+        self.starts = torch.cumsum(counts, 0) - counts
+
+    def sample(self, b: int, w: int, generator: torch.Generator) -> Tensor:
+        dev = self.order.device
+        t = torch.randint(0, len(self.counts), (b,), generator=generator, device=dev)
+        u = torch.rand(b, w, generator=generator, device=dev)
+        pos = self.starts[t, None] + (u * self.counts[t, None]).long().clamp_max(self.counts[t, None] - 1)
+        return self.order[pos.reshape(-1)]
+
+
+@torch.no_grad()
+def _heldout_value_spread(model, grads_fn, pts: PointSet, Q: Tensor, scale: Tensor, chunk: int = 8192) -> float:
+    """:func:`value_spread` over the held-out trajectories (each one a window of all its snapshots)."""
+    h = torch.cat([model(pts.x[s:s + chunk]).reshape(-1) for s in range(0, len(pts), chunk)])
+    gz = torch.cat([grads_fn(pts.x[s:s + chunk]) for s in range(0, len(pts), chunk)]) * scale
+    return float(value_spread(h, gz, Q, groups=pts.traj))
+
+
 def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, device: str | torch.device = "cpu",
              out: str | Path | None = None, verbose: bool = True) -> Discovery:
     r"""Count and learn the conserved quantities of the dynamics behind ``traj`` by neural deflation.
@@ -228,6 +258,7 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     test = make_points(traj.subset(ho_idx), cfg.eval_points, gen).to(device, dtype)
     shift = train.x.mean(0)
     scale = train.x.std(0).clamp_min(1e-8)
+    windows = TrajectoryWindows(train.traj)
     run = RunDir(out) if out is not None else None
     if run is not None:
         run.save_config(cfg)
@@ -269,6 +300,9 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
                             g_x=gx, n_dof=n_dof, bracket_weight=cfg.bracket_weight)
             loss = pl.mean()
             obj = torch.log(pl).mean() if cfg.objective == "log" else loss
+            if cfg.value_weight > 0:
+                vs = value_spread(m(train.x[idx]).reshape(-1, cfg.window), gz, Q_tr[idx])
+                obj = obj + cfg.value_weight * (torch.log(vs + 1e-12) if cfg.objective == "log" else vs)
             opt.zero_grad(set_to_none=True)
             obj.backward()
             opt.step()
@@ -277,7 +311,10 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
             return hist[-1], float((gz.detach() ** 2).sum(-1).mean())
 
         def step(i: int) -> dict[str, float]:
-            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=bgen, device=device)
+            if cfg.value_weight > 0:  # windows: `window` snapshots from each of batch_size // window trajectories
+                idx = windows.sample(max(1, cfg.batch_size // cfg.window), cfg.window, bgen)
+            else:
+                idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=bgen, device=device)
             if i < n_warm:
                 out = [one(c, idx) for c in cands]
                 if i == n_warm - 1:  # keep the initialisation with the lowest recent training loss
@@ -305,7 +342,9 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         l_te = _evaluate(grads.frozen, test, Q_te, prev_te, cfg, n_dof, scale)
         l_tr = _evaluate(grads.frozen, train, Q_tr, prev_tr, cfg, n_dof, scale)
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
-        fit = LawFit(k, st_te[cfg.statistic], st_tr[cfg.statistic], st_te, seconds, history)
+        st_te["value_spread"] = _heldout_value_spread(model, grads.frozen, test, Q_te, scale)
+        st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
+        fit = LawFit(k, st_te[cfg.statistic], st_tr.get(cfg.statistic, st_tr["median"]), st_te, seconds, history)
         law = LearnedInvariant(model, k, fit.loss)
         fit.stats["constancy"] = constancy(law, traj.X[ho_idx])["median"]
         fits.append(fit)

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["alignment_residual", "deflation_factor", "span_distance_sq", "poisson_bracket",
-           "orthonormal_span", "point_loss"]
+           "orthonormal_span", "point_loss", "value_spread"]
 
 
 def alignment_residual(g: Tensor, v: Tensor, floor: float = 1e-3, m: Tensor | float | None = None) -> Tensor:
@@ -114,3 +114,35 @@ def point_loss(g: Tensor, v: Tensor, Q: Tensor, *, alpha: float = 1.0, floor: fl
         br = poisson_bracket(gx.unsqueeze(-2), prev_unit_x, n_dof)
         num = num + bracket_weight * (br * br).mean(-1)
     return num * deflation_factor(g, Q, alpha, eps)
+
+
+def value_spread(h: Tensor, g: Tensor, Q: Tensor, groups: Tensor | None = None) -> Tensor:
+    r"""How much a candidate's *values* change along trajectories, relative to its deflated gradient:
+
+    .. math::
+        V = \frac{\operatorname{mean}_i \operatorname{Var}_t H(x_i(t))}
+                 {\operatorname{median}_b \|(I - Q_bQ_b^\top)\nabla_z H(x_b)\|^2}.
+
+    Zero for an exact integral; order one for a quantity that changes along the motion, *including* a
+    staircase, whose pointwise gradient loss is small except on thin walls (the walls move the values,
+    and the median of the gradient does not see them). Invariant under :math:`H \to aH + b`, and
+    unchanged by mixing in earlier laws, :math:`H \to f(H_1, \dots) + \varepsilon\varphi`
+    (numerator and denominator both scale with :math:`\varepsilon^2`): earlier laws cannot make it small.
+
+    Args:
+        h: values, ``(B, w)`` (windows of ``w`` snapshots of one trajectory each) or ``(M,)`` with ``groups``.
+        g: standardised-coordinate gradients at the same points, flattened ``(B*w, d)`` / ``(M, d)``.
+        Q: orthonormal bases of the earlier gradients' span at those points (``(.., d, 0)`` for none).
+        groups: trajectory index of each value when ``h`` is flat.
+    """
+    if groups is None:
+        within = h.var(dim=-1, unbiased=False).mean()
+    else:
+        ids, inv = torch.unique(groups, return_inverse=True)
+        n = torch.zeros(len(ids), dtype=h.dtype, device=h.device).index_add_(0, inv, torch.ones_like(h))
+        s1 = torch.zeros_like(n).index_add_(0, inv, h)
+        s2 = torch.zeros_like(n).index_add_(0, inv, h * h)
+        within = (s2 / n - (s1 / n) ** 2).clamp_min(0).mean()
+    g_hat_free = g if Q.shape[-1] == 0 else g - (Q @ (Q.transpose(-1, -2) @ g.unsqueeze(-1))).squeeze(-1)
+    perp = (g_hat_free * g_hat_free).sum(-1)
+    return within / (perp.median() + 1e-30)
