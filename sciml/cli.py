@@ -90,6 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from .run import resolve_device
+
     resolve_device(args.device)
     args.demo_config = _demo_config(args.config)
     if args.threads:

@@ -6,11 +6,10 @@ Entry point: :func:`discover` (trajectories + :class:`DiscoveryConfig` -> :class
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -178,10 +177,10 @@ class _Grads:
             return self.op_chunked(self.params(detach=True), x)
 
 
-def _evaluate(grads_fn: Callable[[Tensor], Tensor], pts: PointSet, Q: Tensor, prev_x: Tensor | None,
+def _evaluate(gx: Tensor, pts: PointSet, Q: Tensor, prev_x: Tensor | None,
               cfg: DiscoveryConfig, n_dof: int | None, scale: Tensor, chunk: int = 8192) -> Tensor:
-    """Per-point losses (no gradients) on a point set, chunked; the floor uses the set's mean |grad|^2."""
-    gx = torch.cat([grads_fn(pts.x[s:s + chunk]) for s in range(0, len(pts), chunk)])
+    """Per-point losses (no gradients) on a point set from the frozen candidate's state gradients ``gx``
+    there, chunked; the floor uses the set's mean |grad|^2."""
     m = ((gx * scale) ** 2).sum(-1).mean()
     out = []
     for s in range(0, len(pts), chunk):
@@ -197,7 +196,7 @@ class TrajectoryWindows:
 
     def __init__(self, traj: Tensor):
         order = torch.argsort(traj, stable=True)
-        ids, counts = torch.unique_consecutive(traj[order], return_counts=True)
+        _, counts = torch.unique_consecutive(traj[order], return_counts=True)
         self.order, self.counts = order, counts
         self.starts = torch.cumsum(counts, 0) - counts
 
@@ -210,11 +209,10 @@ class TrajectoryWindows:
 
 
 @torch.no_grad()
-def _heldout_value_spread(model, grads_fn, pts: PointSet, Q: Tensor, scale: Tensor, chunk: int = 8192) -> float:
+def _heldout_value_spread(model, gx: Tensor, pts: PointSet, Q: Tensor, scale: Tensor, chunk: int = 8192) -> float:
     """:func:`value_spread` over the held-out trajectories (each one a window of all its snapshots)."""
     h = torch.cat([model(pts.x[s:s + chunk]).reshape(-1) for s in range(0, len(pts), chunk)])
-    gz = torch.cat([grads_fn(pts.x[s:s + chunk]) for s in range(0, len(pts), chunk)]) * scale
-    return float(value_spread(h, gz, Q, groups=pts.traj))
+    return float(value_spread(h, gx * scale, Q, groups=pts.traj))
 
 
 def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, device: str | torch.device = "cpu",
@@ -337,12 +335,14 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         if not res.ok:
             status, message = res.status, f"H_{k}: {res.message}"
             break
-        # held-out and training losses with this candidate (frozen)
+        # held-out and training losses with this candidate (frozen); its gradients, taken once, also
+        # join the spans below
+        gtr, gte = grads.frozen(train.x), grads.frozen(test.x)
         prev_te = torch.stack(Gx_te, 1) if (cfg.involution and Gx_te) else None
-        l_te = _evaluate(grads.frozen, test, Q_te, prev_te, cfg, n_dof, scale)
-        l_tr = _evaluate(grads.frozen, train, Q_tr, prev_tr, cfg, n_dof, scale)
+        l_te = _evaluate(gte, test, Q_te, prev_te, cfg, n_dof, scale)
+        l_tr = _evaluate(gtr, train, Q_tr, prev_tr, cfg, n_dof, scale)
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
-        st_te["value_spread"] = _heldout_value_spread(model, grads.frozen, test, Q_te, scale)
+        st_te["value_spread"] = _heldout_value_spread(model, gte, test, Q_te, scale)
         st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
         fit = LawFit(k, st_te[cfg.statistic], st_tr.get(cfg.statistic, st_tr["median"]), st_te, seconds, history)
         law = LearnedInvariant(model, k, fit.loss)
@@ -353,7 +353,6 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
             log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, in %.1f s", k,
                      cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], fit.stats["constancy"], seconds)
         # freeze: append this gradient to the spans
-        gtr, gte = grads.frozen(train.x), grads.frozen(test.x)
         Gz_tr.append(gtr * scale)
         Gz_te.append(gte * scale)
         Q_tr = orthonormal_span(torch.stack(Gz_tr, -1))

@@ -6,7 +6,6 @@ All three run data-parallel under ``torchrun`` (see :mod:`sciml.run.distributed`
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -109,8 +108,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("pinn", help="PINNs for evolution PDEs; SVD-PINN transfer; family runs")
     sub = p.add_subparsers(dest="pinn_command", metavar="SUBCOMMAND")
-    p.set_defaults(data_parallel=True)
-    p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
+    p.set_defaults(func=lambda a: (p.print_help(), 0)[1], data_parallel=True)
 
     t = sub.add_parser("train", help="train a PINN from a TOML config (configs/pinn/*.toml)")
     t.add_argument("config", help="TOML config")

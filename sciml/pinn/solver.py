@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from sciml.autodiff import AbstractLaplacian, EvolutionDerivatives, HessianTrace, evolution_terms
-from sciml.run import ConfigError, Result, RunDir, Status, rng_state, set_rng_state, train_loop
+from sciml.run import ConfigError, Result, RunDir, rng_state, set_rng_state, train_loop
 from sciml.run.distributed import DistContext
 
 from .config import PINNConfig

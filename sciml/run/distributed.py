@@ -91,9 +91,14 @@ class DistContext:
         if n < self.world_size:
             raise ValueError(f"{n} {what} cannot be spread over {self.world_size} processes; "
                              f"launch at most {n} processes")
+        sizes = self.split_sizes(n)
+        lo = sum(sizes[: self.rank])
+        return slice(lo, lo + sizes[self.rank])
+
+    def split_sizes(self, n: int) -> list[int]:
+        """How many of ``n`` items each rank holds under :meth:`split_slice`, in rank order."""
         k, r = divmod(n, self.world_size)
-        lo = self.rank * k + min(self.rank, r)
-        return slice(lo, lo + k + (self.rank < r))
+        return [k + (rank < r) for rank in range(self.world_size)]
 
     def shard(self, t: Tensor, what: str = "batch") -> Tensor:
         return t[self.shard_slice(t.shape[0], what)]
@@ -118,8 +123,6 @@ class DistContext:
 
     def all_reduce_mean(self, values: Mapping[str, float]) -> dict[str, float]:
         """Average scalar metrics over ranks (for logging the global loss)."""
-        if not self.distributed:
-            return dict(values)
         return {k: v / self.world_size for k, v in self.all_reduce(values).items()}
 
     def all_reduce(self, values: Mapping[str, float], op: str = "sum") -> dict[str, float]:

@@ -100,10 +100,10 @@ def solve_family(pre: Pretrained, cfg: PINNConfig | None = None, *, targets: Seq
     one = strategy.parametrise(pre.module, {k: v.to(device) for k, v in pre.params.items()})
     if dist.distributed:
         dist.broadcast_([*one.theta.values(), *one.const.values()])
+    par = stack_parametrisation(one, len(members))  # the whole family's (its labels, size; trained on one process)
+    if dist.distributed:
         sharded = ShardedFamily(members, pre.module.to(device), one, cfg, device=device, dist=dist)
-        par = stack_parametrisation(one, len(members))  # the whole family's, for the labels
     else:
-        par = stack_parametrisation(one, len(members))
         trainer = FamilyTrainer(members[0], pre.module.to(device), par, cfg, device=device, members=members)
     run = RunDir(run_dir) if run_dir is not None and dist.is_main else None
     if run is not None:

@@ -167,8 +167,7 @@ class ShardedFamily:
         mine = self.members[self.sl]
         self.local = FamilyTrainer(mine[0], module, stack_parametrisation(par, len(mine)), cfg, device=device,
                                    members=mine)
-        q, r = divmod(self.k, dist.world_size)
-        self.counts = [q + (rank < r) for rank in range(dist.world_size)]  # members per rank, as split_slice
+        self.counts = dist.split_sizes(self.k)  # members per rank
         self.full: FamilyTrainer | None = None
 
     @property
