@@ -154,3 +154,31 @@ def test_lbfgs_polishing_lowers_the_loss():
     adam = train(small_cfg(**over))
     polished = train(small_cfg(**{**over, "optim": {"iters": 60, "lr": 5e-3, "lbfgs_iters": 40}}))
     assert polished.ok and polished.metrics["loss"] < 0.5 * adam.metrics["loss"]
+
+
+def test_compiled_training_takes_the_eager_steps(can_compile):
+    """``laplacian.compile = "on"``: the whole loss (SDGD noise, resampled points, hard-constraint terms as
+    inputs) runs compiled after its check, and 12 float64 steps land on the eager run's parameters."""
+    over = dict(problem={"d": 4}, model={"widths": [16, 16]}, dtype="float64",
+                sampling={"n_interior": 64, "n_boundary": 32, "n_initial": 32, "n_test": 100, "resample": True},
+                loss={"hard": "initial_boundary"}, optim={"iters": 12})
+    eager = train(small_cfg(**over, laplacian={"method": "sdgd", "probes": 2, "compile": "off"}))
+    comp = train(small_cfg(**over, laplacian={"method": "sdgd", "probes": 2, "compile": "on"}))
+    te, tc = eager.extra["trainer"], comp.extra["trainer"]
+    assert tc.compiled and not te.compiled
+    for k, v in te.par.theta.items():
+        assert torch.allclose(tc.par.theta[k], v, rtol=1e-9, atol=1e-11), k
+    assert abs(comp.metrics["loss"] - eager.metrics["loss"]) <= 1e-9 * abs(eager.metrics["loss"])
+    # the steps moved the parameters, so the comparison could fail
+    fresh = build_network(5, (16, 16)).double()
+    assert not torch.allclose(te.par.theta["0.weight"], dict(fresh.named_parameters())["0.weight"])
+
+
+def test_auto_compiles_long_forward_laplacian_runs_only():
+    def made(iters, mode="auto", method="auto"):
+        cfg = small_cfg(optim={"iters": iters}, laplacian={"compile": mode, "method": method})
+        m = build_network(3, (8,))
+        return Trainer(allen_cahn(1.0, 2), m, identity_parametrisation(m), cfg).use_compile
+
+    assert made(2000) and not made(1999) and made(5, "on") and not made(5000, "off")
+    assert not made(5000, method="sdgd") and made(5, "on", method="sdgd")  # auto: the forward Laplacian only

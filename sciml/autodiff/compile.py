@@ -29,7 +29,9 @@ def compile_loss(loss_fn: Callable[..., Tensor], params: Mapping[str, Tensor], *
     """Compile ``loss_fn(params, *args) -> scalar`` and cross-check it against eager.
 
     Args:
-        loss_fn: the whole loss, derivatives inside.
+        loss_fn: the whole loss, derivatives inside. It may return a 1-D tensor whose first entry is the
+            loss and the rest its parts (reported alongside, checked like the loss); gradients are checked
+            for the first entry.
         params: parameter dict (tensors requiring grad) used for the check.
         example_args: the other arguments for the check (e.g. collocation points).
         rtol, atol: tolerance of the loss and gradient comparison.
@@ -44,14 +46,14 @@ def compile_loss(loss_fn: Callable[..., Tensor], params: Mapping[str, Tensor], *
     try:
         compiled = torch.compile(loss_fn, **compile_kwargs)
         lc = compiled(params, *example_args)
-        gc = torch.autograd.grad(lc, [params[k] for k in names], allow_unused=True)
+        gc = torch.autograd.grad(_first(lc), [params[k] for k in names], allow_unused=True)
     except Exception as e:  # a backend failure must not kill a training run
         log.warning("torch.compile failed (%s: %s); using eager", type(e).__name__, str(e).splitlines()[0])
         loss_fn.compiled, loss_fn.compile_seconds = False, time.perf_counter() - t0  # type: ignore[attr-defined]
         return loss_fn
     seconds = time.perf_counter() - t0
     le = loss_fn(params, *example_args)
-    ge = torch.autograd.grad(le, [params[k] for k in names], allow_unused=True)
+    ge = torch.autograd.grad(_first(le), [params[k] for k in names], allow_unused=True)
     ok = torch.allclose(lc.detach(), le.detach(), rtol=rtol, atol=atol)
     for a, b in zip(gc, ge):
         if (a is None) != (b is None) or (a is not None and not torch.allclose(a, b, rtol=rtol, atol=atol * 10)):
@@ -63,3 +65,7 @@ def compile_loss(loss_fn: Callable[..., Tensor], params: Mapping[str, Tensor], *
     log.info("compiled loss in %.1f s; matches eager (rtol=%g)", seconds, rtol)
     compiled.compiled, compiled.compile_seconds = True, seconds  # type: ignore[attr-defined]
     return compiled
+
+
+def _first(out: Tensor) -> Tensor:
+    return out if out.ndim == 0 else out.reshape(-1)[0]

@@ -71,7 +71,8 @@ def train(cfg: PINNConfig, *, problem: PDEProblem | None = None, run_dir: str | 
     res.extra["trainer"] = trainer
     if run is not None and res.status in (Status.SUCCESS, Status.INTERRUPTED):
         res.artefacts.update(write_run_outputs(run, trainer, res, cfg, label="pinn"))
-        run.write_meta(status=res.status.value, message=res.message, **{k: v for k, v in res.metrics.items()})
+        run.write_meta(status=res.status.value, message=res.message, compiled=trainer.compiled,
+                       **{k: v for k, v in res.metrics.items()})
     return res
 
 

@@ -52,6 +52,10 @@ class LaplacianConfig:
                         doc="auto: exact forward Laplacian for d <= 64, SDGD above")
     probes: int = param(16, ge=1, doc="Hutchinson probes / SDGD sampled dimensions")
     chunk_size: int | None = param(None, ge=1, doc="points per chunk (memory cap)")
+    compile: str = param("auto", choices=("auto", "on", "off"),
+                         doc="torch.compile the whole loss, derivatives inside, after a check against eager "
+                             "(falls back to eager with a warning); auto = on for the exact forward Laplacian "
+                             "when optim.iters >= 2000, where the one-off 10-20 s compile is repaid")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ separately, ``rel_l2_sq`` :math:`= \|u_\theta - u\|^2/\|u\|^2`, what the release
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from sciml.autodiff import AbstractLaplacian, EvolutionDerivatives, HessianTrace, evolution_terms
+from sciml.autodiff import (AbstractLaplacian, EvolutionDerivatives, ForwardLaplacian, HessianTrace, compile_loss,
+                            evolution_terms)
 from sciml.run import ConfigError, Result, RunDir, rng_state, set_rng_state, train_loop
 from sciml.run.distributed import DistContext
 
@@ -39,9 +41,11 @@ from .network import laplacian_for
 from .problem import Ball, HardDirichlet, PDEProblem
 from .sampling import Points, RadialUniformBall, UniformBall, sample_domain, sample_points
 
+log = logging.getLogger("sciml.pinn")
+
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
-           "collocation", "shard_points"]
+           "collocation", "shard_points", "flat_pinn_loss", "PARTS"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -173,6 +177,34 @@ def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProbl
     parts["ic"] = ((u_all[n_bd:] - tg.h) ** 2).mean() if use_ic else zero
     loss = weights[0] * parts["res"] + weights[1] * parts["bc"] + weights[2] * parts["ic"]
     return loss, parts
+
+
+PARTS = ("res", "bc", "ic")
+
+
+def flat_pinn_loss(module: nn.Module, problem: PDEProblem, method: AbstractLaplacian, build: Callable, *,
+                   weights: tuple[float, float, float], t_shift: float, chunk_size: int | None
+                   ) -> Callable[..., Tensor]:
+    """:func:`pinn_loss` as a pure function of tensors, the form ``torch.compile`` traces once and reuses.
+
+    Returns ``fn(theta, const, t_in, x_in, t_bd, x_bd, x_ic, f, g, h, noise, ab) -> [loss, res, bc, ic]``:
+    the parameters are ``build(theta, const)`` (the parametrisation, inside the graph), ``noise`` is the
+    estimator's noise or ``None``, ``ab`` the 8 tensors of the ansatz terms (lift, then factor) or ``None``.
+    Only tensors cross the boundary, so new points or noise of the same shape reuse the compiled graph.
+    """
+
+    def fn(theta, const, t_in, x_in, t_bd, x_bd, x_ic, f, g, h, noise, ab):
+        ansatz = None if ab is None else (EvolutionDerivatives(*ab[:4]), EvolutionDerivatives(*ab[4:]))
+        loss, parts = pinn_loss(module, build(theta, const), problem, Points(t_in, x_in, t_bd, x_bd, x_ic),
+                                Targets(f, g, h), method, weights=weights, noise=noise, t_shift=t_shift,
+                                chunk_size=chunk_size, ansatz=ansatz)
+        return torch.stack([loss, *(parts[k] for k in PARTS)])
+
+    return fn
+
+
+def _fields(e: EvolutionDerivatives) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return e.u, e.u_t, e.grad_x, e.lap_x
 
 
 def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
@@ -333,6 +365,14 @@ class Trainer:
                       if o.lbfgs_iters else None)
         self.train_seconds = 0.0
         self._ab = None
+        self._flat = flat_pinn_loss(self.module, problem, self.method, self.par.build, weights=self.weights,
+                                    t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
+        c = cfg.laplacian.compile
+        # auto: the exact forward Laplacian gains 1.1-1.4x from the fused tangent updates; SDGD/Hutchinson
+        # batches are small and gain nothing (experiments/bench_pinn_compile.py)
+        self.use_compile = c == "on" or (c == "auto" and cfg.optim.iters >= 2000
+                                         and isinstance(self.method, ForwardLaplacian))
+        self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
 
     @property
     def n_steps(self) -> int:
@@ -350,9 +390,24 @@ class Trainer:
                                      device=self.device, dtype=self.points.x_in.dtype)
             if self.method.noise_per_point:
                 noise = self.dist.shard(noise)
-        return pinn_loss(self.module, self.par.params(theta), self.problem, self.points, self.targets, self.method,
-                         weights=self.weights, noise=noise, t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size,
-                         ansatz=self.ansatz())
+        p, tg, ab = self.points, self.targets, self.ansatz()
+        args = (self.par.const, p.t_in, p.x_in, p.t_bd, p.x_bd, p.x_ic, tg.f, tg.g, tg.h, noise,
+                None if ab is None else (*_fields(ab[0]), *_fields(ab[1])))
+        theta = self.par.theta if theta is None else theta
+        if not self.use_compile:
+            out = self._flat(theta, *args)
+        else:
+            if self._loss_fn is None:
+                log.info("compiling the loss (laplacian.compile = %s, %d iterations): a one-off 10-20 s",
+                         self.cfg.laplacian.compile, self.cfg.optim.iters)
+                self._loss_fn = compile_loss(self._flat, theta, *args)
+            out = self._loss_fn(theta, *args)
+        return out[0], dict(zip(PARTS, out[1:]))
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the loss runs compiled (``laplacian.compile`` asked for it and the check passed)."""
+        return bool(getattr(self._loss_fn, "compiled", False))
 
     def ansatz(self):
         """The hard-constraint lift/factor terms at the interior points (cached while the points are fixed)."""
@@ -440,6 +495,9 @@ class Trainer:
                          stop_at=stop_at, dist=self.dist)
         res.extra["train_seconds"] = self.train_seconds
         res.extra["n_trainable"] = self.par.n_trainable
+        res.extra["compiled"] = self.compiled
+        if self.compiled:
+            res.extra["compile_seconds"] = self._loss_fn.compile_seconds
         if self.history:
             res.metrics.setdefault("rel_l2", self.history[-1][1])
             res.metrics.setdefault("rel_l2_sq", self.history[-1][2])

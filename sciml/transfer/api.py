@@ -74,7 +74,7 @@ def transfer(pre: Pretrained, cfg: PINNConfig | None = None, *, target: float | 
     res.extra["trainer"] = trainer
     if run is not None and res.status in (Status.SUCCESS, Status.INTERRUPTED):
         res.artefacts.update(write_run_outputs(run, trainer, res, cfg, label=par.label))
-        run.write_meta(status=res.status.value, message=res.message, **res.metrics)
+        run.write_meta(status=res.status.value, message=res.message, compiled=trainer.compiled, **res.metrics)
     return res
 
 
