@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from problems.systems import HAS_N, SYSTEMS, get_system

@@ -23,7 +23,7 @@ from problems.pdes import allen_cahn
 from sciml.pinn import PINNConfig, Trainer, build_network
 from sciml.pinn.solver import collocation
 from sciml.run import load_config
-from sciml.transfer import FamilyTrainer, SVDTransfer, stack_parametrisation, strategy_from_name
+from sciml.transfer import FamilyTrainer, stack_parametrisation, strategy_from_name
 
 EPS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from problems.systems import SYSTEMS, get_system
-from sciml.dynamics import (DOP853, Leapfrog, Trajectories, Yoshida4, load_trajectories, save_trajectories,
+from sciml.dynamics import (DOP853, Leapfrog, Yoshida4, load_trajectories, save_trajectories,
                             simulate)
 from sciml.io import DataError
 

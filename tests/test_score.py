@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from sciml.autodiff import batch, gradient
+from sciml.autodiff import gradient
 from sciml.nn.score_nets import ScoreMLP, SmallUNet
 from sciml.score.gmm import GMM, fit_gmm
 from sciml.score.model import EMA, ScoreModel
-from sciml.score.objectives import DSM, NDSM, ControlVariates, UniformWeighting
+from sciml.score.objectives import DSM, NDSM, ControlVariates
 from sciml.score.samplers import EulerMaruyama, ProbabilityFlow, StochasticHeun, sample
-from sciml.score.sde import VESDE, VPSDE, LangevinSDE, NonlinearSDE, StandardNormal
+from sciml.score.sde import VESDE, VPSDE, LangevinSDE, NonlinearSDE
 
 
 def _gen(seed=0):

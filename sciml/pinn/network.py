@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from sciml.autodiff import SDGD, AbstractLaplacian, ForwardLaplacian, HessianTrace, Hutchinson, register_activation

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..run import (ConfigError, Result, RunDir, Status, get_logger, load_config, param, rng_state,
+from ..run import (ConfigError, Result, RunDir, get_logger, load_config, param, rng_state,
                    seed_everything, set_rng_state, train_loop)
 from .gmm import GMM, fit_gmm
 from .model import EMA, ScoreModel
