@@ -56,3 +56,28 @@ def test_a_loss_that_cannot_compile_falls_back_to_eager(can_compile):
     f = ad.compile_loss(loss_fn, params, t, x, fullgraph=True)
     assert f is loss_fn and not f.compiled
     assert torch.isfinite(f(params, t, x))
+
+
+def test_a_compiled_loss_that_disagrees_with_eager_is_not_used(monkeypatch):
+    """The check catches a wrong compiled graph: a stand-in 'compiler' that perturbs the loss by 1%
+    (or its gradient only) is rejected, and the eager function comes back; a perturbation below the
+    tolerance is accepted."""
+    model, params, t, x = _problem()
+
+    def loss_fn(p, tt, xx):
+        e = ad.evolution_terms(model, p, tt, xx)
+        return ((e.u_t - e.lap_x) ** 2).mean()
+
+    def fake_compile(scale_loss, scale_grad):
+        def compile_(fn, **kw):
+            def wrong(p, *a):
+                out = fn(p, *a)
+                # value scaled by scale_loss, gradient by scale_grad
+                return scale_loss * (out.detach() + scale_grad * (out - out.detach()))
+            return wrong
+        return compile_
+
+    for scales, accepted in (((1.01, 1.0), False), ((1.0, 1.01), False), ((1.0 + 1e-5, 1.0), True)):
+        monkeypatch.setattr(torch, "compile", fake_compile(*scales))
+        f = ad.compile_loss(loss_fn, params, t, x)
+        assert (f is not loss_fn) == accepted and bool(getattr(f, "compiled", False)) == accepted, scales
