@@ -36,7 +36,8 @@ def base_config(a) -> dict:
         "problem": {"family": a.family, "value": a.source, "d": a.d},
         "model": {"widths": [a.width, a.width], "activation": a.activation},
         "sampling": {"sampler": a.sampler, "r_min": a.r_min,
-                     "n_interior": 1000, "n_boundary": 500, "n_initial": 500, "n_test": 10000},
+                     "n_interior": 1000, "n_boundary": 500, "n_initial": 500, "n_test": 10000,
+                     "resample": a.resample},
         "loss": {"w_residual": 1.0, "w_boundary": 100.0, "w_initial": 100.0},
         "optim": {"iters": a.iters_pretrain, "lr": 1e-3},
         "transfer": {"s_lr": a.s_lr},
@@ -57,6 +58,8 @@ def main(argv=None) -> int:
                    help="ball sampler for training and test points (the paper: radial)")
     p.add_argument("--r-min", type=float, default=0.0, help="smallest radius of the radial sampler "
                    "(the released linear-parabolic code: 1e-3)")
+    p.add_argument("--resample", action="store_true",
+                   help="fresh collocation points every step (beyond the paper, which keeps 1000 fixed points)")
     p.add_argument("--iters-pretrain", type=int, default=20000)
     p.add_argument("--iters", type=int, default=20000)
     p.add_argument("--s-lr", type=float, default=1e-2)
