@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(s, fh, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private
     os.replace(tmp, dest)  # atomic: a reader never sees half a file
     table(s)
     if a.plot:
