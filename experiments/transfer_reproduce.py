@@ -39,7 +39,7 @@ def base_config(a) -> dict:
                      "n_interior": 1000, "n_boundary": 500, "n_initial": 500, "n_test": 10000,
                      "resample": a.resample},
         "loss": {"w_residual": 1.0, "w_boundary": 100.0, "w_initial": 100.0},
-        "optim": {"iters": a.iters_pretrain, "lr": 1e-3},
+        "optim": {"iters": a.iters_pretrain, "lr": 1e-3, "decay_rate": a.decay_rate, "decay_steps": a.decay_steps},
         "transfer": {"s_lr": a.s_lr},
         "seed": a.seed, "log_every": a.log_every, "checkpoint_every": 1000,
     }
@@ -60,6 +60,9 @@ def main(argv=None) -> int:
                    "(the released linear-parabolic code: 1e-3)")
     p.add_argument("--resample", action="store_true",
                    help="fresh collocation points every step (beyond the paper, which keeps 1000 fixed points)")
+    p.add_argument("--decay-rate", type=float, default=1.0,
+                   help="lr multiplied by this every --decay-steps (the released script: no decay)")
+    p.add_argument("--decay-steps", type=int, default=1000)
     p.add_argument("--iters-pretrain", type=int, default=20000)
     p.add_argument("--iters", type=int, default=20000)
     p.add_argument("--s-lr", type=float, default=1e-2)
@@ -92,7 +95,8 @@ def main(argv=None) -> int:
         print(f"pre-trained {tr.problem.name}: rel L2 {res.metrics['rel_l2']:.4f} in {tr.train_seconds:.0f} s", flush=True)
         jpath.write_text(json.dumps(summary, indent=1))
     pre = load_pretrained(pre_dir)
-    tcfg = load_config({**base_config(a), "optim": {"iters": a.iters, "lr": 1e-3}}, PINNConfig)
+    tcfg = load_config({**base_config(a), "optim": {"iters": a.iters, "lr": 1e-3, "decay_rate": a.decay_rate,
+                                                    "decay_steps": a.decay_steps}}, PINNConfig)
     done = {(r["target"], r["method"]) for r in summary["runs"]}
     for target in a.targets:
         for m in a.methods:
