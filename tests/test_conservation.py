@@ -162,7 +162,9 @@ def test_ho2d_isotropic_gives_three():
     s = get_system("ho2d-iso")
     # many short trajectories: the learned integrals must generalise to held-out ellipses
     tr = simulate(s, 128, 60, 0.05, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, _cfg(), verbose=False)
+    # 600 steps left the third law at loss 3e-2 on a Xeon (BLAS rounding differs from the EPYC it was
+    # tuned on); 1500 give it room on both
+    res = discover(tr, _cfg(steps=1500), verbose=False)
     assert res.n_conserved == 3, res.losses
     rep = span_check(res.conserved, s.invariants, tr.X[res.split[1]].reshape(-1, 4))
     assert rep.spans(), rep
