@@ -25,7 +25,7 @@ def demo(args: argparse.Namespace) -> bool:
     print(f"2-D isotropic oscillator: {traj.n_trajectories} trajectories x {traj.n_times} snapshots, "
           f"Yoshida-4 energy drift {traj.attrs['energy_drift']:.1e}")
     out = Path(getattr(args, "out", "runs/demo")) / "conservation"
-    cfg = load_config({"steps": 600, "lr": 1e-2, "batch_size": 512, "seed": seed,
+    cfg = load_config({"steps": 1500, "lr": 1e-2, "batch_size": 512, "seed": seed,
                        "network": {"width": 32, "depth": 2}}, DiscoveryConfig)
     n_threads = torch.get_num_threads()
     # nets this small gain nothing from threads, and on a shared machine extra threads only contend
