@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from problems.systems import SYSTEMS, get_system
-from sciml.dynamics import (DOP853, Leapfrog, Yoshida4, load_trajectories, save_trajectories,
-                            simulate)
+from sciml.dynamics import (DOP853, DynamicalSystem, InitialRegion, Leapfrog, Yoshida4, load_trajectories,
+                            lyapunov_exponent, save_trajectories, simulate)
 from sciml.io import DataError
 
 
@@ -78,6 +78,58 @@ def test_alpha_fput_initial_states_below_barrier():
     s = get_system("fput-alpha-fixed", 4)
     x = s.sample_initial(200, torch.Generator().manual_seed(0))
     assert (s.hamiltonian(x) <= s.max_energy).all() and x.shape == (200, 8)
+
+
+def test_fput_beta_periodic_n3_angular_momentum_is_special():
+    # L is conserved only because three bonds with zero sum have sum r^4 = (sum r^2)^2 / 2: the same L
+    # drifts in the alpha chain (cubic bonds) and the catalogue counts 3 integrals only for beta, N = 3
+    beta, alpha = get_system("fput-beta-periodic", 3), get_system("fput-alpha-periodic", 3)
+    assert beta.expected == 3 and beta.expected_involution == 3 and "L" in beta.invariants
+    assert beta.expected_is_lower_bound and not alpha.expected_is_lower_bound
+    assert "L" not in get_system("fput-beta-periodic", 4).invariants and alpha.expected == 2
+    L = beta.invariants["L"]
+    tr = simulate(alpha, 8, 301, 0.1, generator=torch.Generator().manual_seed(1))
+    v = L(torch.from_numpy(tr.X))
+    assert (v.std(1) / v.std()).max() > 0.1
+
+
+# ------------------------------------------------------------------------------------- Lyapunov
+def _linear(A):
+    A = torch.tensor(A, dtype=torch.float64)
+    return DynamicalSystem(name="linear", dim=A.shape[0], vector_field=lambda x: x @ A.T,
+                           region=InitialRegion((0.0,) * A.shape[0], 1.0))
+
+
+def test_lyapunov_of_a_saddle_is_its_unstable_eigenvalue():
+    # x' = p, p' = 4x: eigenvalues +-2, so every generic tangent grows like e^{2t}
+    r = lyapunov_exponent(_linear([[0.0, 1.0], [4.0, 0.0]]), torch.zeros(4, 2), 20.0,
+                          generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(r.final, torch.full((4,), 2.0, dtype=torch.float64), atol=0.02)
+    assert r.chaotic.all() and r.steps == 2000 and r.exponents.shape == (4, 20)
+
+
+def test_lyapunov_of_oscillators_is_zero_and_not_chaotic():
+    # the 1-D oscillator's flow is a rotation (tangent norm constant up to RK4 error); the isotropic
+    # 2-D oscillator likewise; a Kepler-like shear (toda, regular) grows only linearly
+    for name in ("ho1d", "ho2d-iso"):
+        s = get_system(name)
+        r = lyapunov_exponent(s, s.sample_initial(8, torch.Generator().manual_seed(0)), 100.0,
+                              generator=torch.Generator().manual_seed(1))
+        assert r.final.abs().max() < 1e-6 and r.chaotic_fraction == 0.0
+    s = get_system("toda-periodic", 3)
+    r = lyapunov_exponent(s, s.sample_initial(8, torch.Generator().manual_seed(0)), 200.0,
+                          generator=torch.Generator().manual_seed(1))
+    assert r.chaotic_fraction == 0.0 and r.summary()["median"] < 2 * r.summary()["regular_reference"]
+
+
+def test_lyapunov_bad_arguments():
+    s = _linear([[0.0, 1.0], [-1.0, 0.0]])
+    with pytest.raises(ValueError, match="multiple of step"):
+        lyapunov_exponent(s, torch.zeros(1, 2), 1.0, step=0.3)
+    with pytest.raises(ValueError, match="shape"):
+        lyapunov_exponent(s, torch.zeros(1, 3), 1.0)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        lyapunov_exponent(_linear([[0.0, 1.0], [1e6, 0.0]]), torch.zeros(1, 2), 2.0)  # RK4 unstable
 
 
 # ------------------------------------------------------------------------------------- HDF5 schema

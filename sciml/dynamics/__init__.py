@@ -4,12 +4,14 @@ See ``docs/conservation.md`` (the schema and ``sciml simulate``) and :mod:`probl
 """
 
 from .integrators import DOP853, Integrator, Leapfrog, Yoshida4, default_integrator
+from .lyapunov import LyapunovResult, lyapunov_exponent
 from .system import DynamicalSystem, InitialRegion
 from .trajectories import (MIN_TIMES, SCHEMA_VERSION, Trajectories, energy_drift, load_trajectories,
                            save_trajectories, simulate)
 
 __all__ = [
     "DOP853", "Integrator", "Leapfrog", "Yoshida4", "default_integrator",
+    "LyapunovResult", "lyapunov_exponent",
     "DynamicalSystem", "InitialRegion",
     "MIN_TIMES", "SCHEMA_VERSION", "Trajectories", "energy_drift", "load_trajectories", "save_trajectories",
     "simulate",
