@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import h5py
@@ -198,3 +199,13 @@ def test_cli_simulate_and_bad_input(tmp_path, capsys):
     assert "energy drift" in capsys.readouterr().out
     assert main(["simulate", "ho1d", "--n-times", "3", "--out", str(out)]) == 2
     assert "--n-times" in capsys.readouterr().err
+    assert main(["simulate", "ho1d", "--amplitude", "0", "--out", str(out)]) == 2
+    assert "--amplitude" in capsys.readouterr().err
+    # --amplitude widens the box; --lyapunov stores the exponents: the 1-D oscillator's is 0 (a rotation)
+    assert main(["simulate", "ho1d", "--amplitude", "2", "--n-traj", "4", "--n-times", "20", "--lyapunov", "20",
+                 "--out", str(out)]) == 0
+    tr = load_trajectories(out)
+    lyap = json.loads(tr.attrs["lyapunov"])
+    assert abs(lyap["median"]) < 1e-6 and lyap["chaotic_fraction"] == 0.0
+    assert np.abs(tr.X[:, 0]).max() > 1.0 and "U(-2.0, 2.0)" in tr.attrs["region"]
+    assert "chaotic fraction 0.00" in capsys.readouterr().out

@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dt", type=float, default=0.05, help="sampling interval")
     p.add_argument("--integrator", choices=("auto", "yoshida4", "leapfrog", "dop853"), default="auto")
     p.add_argument("--max-step", type=float, default=None, help="largest internal step (symplectic)")
+    p.add_argument("--amplitude", type=float, default=1.0,
+                   help="half width a of the initial-state box (q, p ~ U(-a, a) around the system's centre)")
+    p.add_argument("--lyapunov", type=float, default=0.0, metavar="T",
+                   help="also measure the largest Lyapunov exponent over time T on up to 32 of the initial "
+                        "states (is the data chaotic? regular data admit extra local integrals); stored as "
+                        "the attribute 'lyapunov'")
     p.add_argument("--out", required=True, help="output .h5 file")
     add_common(p)
     p.set_defaults(func=cmd_simulate, single_process="the trajectories are integrated by NumPy/SciPy in one "
@@ -31,22 +37,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
     import torch
 
     from problems.systems import get_system
 
     from ..run import ConfigError, seed_everything
-    from . import DOP853, Leapfrog, Yoshida4, default_integrator, save_trajectories, simulate
+    from . import (DOP853, Leapfrog, Yoshida4, default_integrator, lyapunov_exponent, save_trajectories,
+                    simulate)
 
     for key, val, lo in (("--n-traj", args.n_traj, 2), ("--n-times", args.n_times, 5), ("--n", args.n, 2)):
         if val < lo:
             raise ConfigError(key, f"must be at least {lo}, got {val}")
-    if not args.dt > 0:
-        raise ConfigError("--dt", f"must be positive, got {args.dt}")
+    for key, val in (("--dt", args.dt), ("--amplitude", args.amplitude)):
+        if not val > 0:
+            raise ConfigError(key, f"must be positive, got {val}")
+    if args.lyapunov < 0:
+        raise ConfigError("--lyapunov", f"must be a time T > 0 (or 0: off), got {args.lyapunov}")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        system = get_system(args.system, args.n)
+        system = get_system(args.system, args.n, amplitude=args.amplitude)
     except ValueError as e:
         raise ConfigError("--n", str(e)) from None
     kw = {} if args.max_step is None else {"max_step": args.max_step}
@@ -57,10 +69,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         traj = simulate(system, args.n_traj, args.n_times, args.dt, integrator=integ, generator=gen)
     except ValueError as e:
         raise ConfigError("--integrator", str(e)) from None
+    lyap = None
+    if args.lyapunov > 0:
+        x0 = torch.from_numpy(traj.X[:32, 0])
+        lyap = lyapunov_exponent(system, x0, args.lyapunov, generator=gen).summary()
+        traj.attrs["lyapunov"] = json.dumps(lyap)
     path = save_trajectories(traj, args.out)
     print(f"{system.name}: {traj.n_trajectories} trajectories x {traj.n_times} samples (dt {args.dt}), "
           f"state dim {traj.dim}; {traj.attrs['integrator']}; region {system.region.description}")
-    print(f"max relative energy drift {traj.attrs['energy_drift']:.2e}; theory: {system.expected} independent "
-          f"integrals ({system.expected_involution} in involution) - {system.notes}")
+    at_least = "at least " if system.expected_is_lower_bound else ""
+    print(f"max relative energy drift {traj.attrs['energy_drift']:.2e}; theory: {at_least}{system.expected} "
+          f"independent integrals ({system.expected_involution} in involution) - {system.notes}")
+    if lyap is not None:
+        print(f"largest Lyapunov exponent over T = {lyap['T']:g} ({min(32, traj.n_trajectories)} trajectories): "
+              f"median {lyap['median']:.4f} (regular motion: about log(T)/T = {lyap['regular_reference']:.4f}); "
+              f"chaotic fraction {lyap['chaotic_fraction']:.2f}")
     print(f"wrote {path} in {traj.attrs['seconds']:.1f} s")
     return 0
