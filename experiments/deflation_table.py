@@ -25,6 +25,7 @@ import torch
 from problems.systems import HAS_N, SYSTEMS, get_system
 from sciml.conservation import DiscoveryConfig, JumpRule, constancy, discover, span_check
 from sciml.dynamics import simulate
+from sciml.run.io import atomic_write_text
 from sciml.run import load_config
 
 
@@ -118,7 +119,7 @@ def main() -> None:
         for n in (args.n if name in HAS_N else [None]):
             tag = f"{name}-N{n}" if n else name
             r = run_one(name, n, args)
-            (out / f"{tag}{'-inv' if args.involution else ''}.json").write_text(json.dumps(r, indent=1))
+            atomic_write_text(out / f"{tag}{'-inv' if args.involution else ''}.json", json.dumps(r, indent=1))
             print(f"{tag}: found {r['n_conserved']} (theory {r['expected']}), margin {r['margin']:.2f}, "
                   f"losses {[f'{x:.1e}' for x in r['losses']]}, spans {r['spans_known']}, {r['wall_s']:.0f} s",
                   flush=True)
