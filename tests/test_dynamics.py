@@ -111,14 +111,14 @@ def test_lyapunov_of_a_saddle_is_its_unstable_eigenvalue():
 
 def test_lyapunov_of_oscillators_is_zero_and_not_chaotic():
     # the 1-D oscillator's flow is a rotation (tangent norm constant up to RK4 error); the isotropic
-    # 2-D oscillator likewise; a Kepler-like shear (toda, regular) grows only linearly
+    # 2-D oscillator likewise; integrable periodic Toda shears its tori, so tangents grow only linearly
     for name in ("ho1d", "ho2d-iso"):
         s = get_system(name)
-        r = lyapunov_exponent(s, s.sample_initial(8, torch.Generator().manual_seed(0)), 100.0,
+        r = lyapunov_exponent(s, s.sample_initial(8, torch.Generator().manual_seed(0)), 30.0, step=0.05,
                               generator=torch.Generator().manual_seed(1))
         assert r.final.abs().max() < 1e-6 and r.chaotic_fraction == 0.0
     s = get_system("toda-periodic", 3)
-    r = lyapunov_exponent(s, s.sample_initial(8, torch.Generator().manual_seed(0)), 200.0,
+    r = lyapunov_exponent(s, s.sample_initial(4, torch.Generator().manual_seed(0)), 100.0, step=0.05,
                           generator=torch.Generator().manual_seed(1))
     assert r.chaotic_fraction == 0.0 and r.summary()["median"] < 2 * r.summary()["regular_reference"]
 
