@@ -25,8 +25,8 @@ import torch
 from problems.systems import HAS_N, SYSTEMS, get_system
 from sciml.conservation import DiscoveryConfig, JumpRule, constancy, discover, span_check
 from sciml.dynamics import simulate
-from sciml.run.io import atomic_write_text
 from sciml.run import load_config
+from sciml.run.io import atomic_write_text
 
 
 def _constancy(r: dict) -> list[float]:

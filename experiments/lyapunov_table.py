@@ -44,12 +44,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in a.systems:
         for amp in a.amplitudes:
-            s = get_system(name, a.n if name in HAS_N else None, amplitude=amp)
+            n = a.n if name in HAS_N else None
+            s = get_system(name, n, amplitude=amp)
             gen = torch.Generator().manual_seed(a.seed)
             x0 = s.sample_initial(a.n_traj, gen)
             c0 = time.process_time()
             r = lyapunov_exponent(s, x0, a.T, step=a.step, generator=gen)
-            row = {"system": name, "n": a.n if name in HAS_N else None, "amplitude": amp, "n_traj": a.n_traj,
+            row = {"system": name, "n": n, "amplitude": amp, "n_traj": a.n_traj,
                    **r.summary(), "cpu_s": time.process_time() - c0}
             rows.append(row)
             print(f"| {name} | {amp:g} | {row['T']:g} | {row['median']:.4f} ({row['q25']:.4f}-{row['q75']:.4f}) | "

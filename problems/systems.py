@@ -228,10 +228,14 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
     if boundary == "periodic":
         invariants["P"] = lambda x: x[..., N:].sum(-1)
         if N == 3 and al == 0.0:
-            e1 = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / math.sqrt(2.0)
-            e2 = torch.tensor([1.0, 1.0, -2.0], dtype=torch.float64) / math.sqrt(6.0)
-            invariants["L"] = lambda x: ((x[..., :3] @ e1.to(x)) * (x[..., 3:] @ e2.to(x))
-                                         - (x[..., :3] @ e2.to(x)) * (x[..., 3:] @ e1.to(x)))
+            # rows e_1, e_2: the normal-mode coordinates u = E q and momenta pi = E p; L = u_1 pi_2 - u_2 pi_1
+            E = torch.tensor([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]], dtype=torch.float64)
+            E = E / E.norm(dim=1, keepdim=True)
+
+            def L(x: Tensor) -> Tensor:
+                u, pi = x[..., :3] @ E.to(x).T, x[..., 3:] @ E.to(x).T
+                return u[..., 0] * pi[..., 1] - u[..., 1] * pi[..., 0]
+            invariants["L"] = L
     # the cubic alpha potential has an escape barrier V(-1/alpha) = 1/(6 alpha^2): stay below 3/4 of it
     amp_q = amplitude
     e_max = 0.75 / (6 * al * al) if al else None

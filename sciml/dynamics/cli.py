@@ -72,7 +72,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     lyap = None
     if args.lyapunov > 0:
         x0 = torch.from_numpy(traj.X[:32, 0])
-        lyap = lyapunov_exponent(system, x0, args.lyapunov, generator=gen).summary()
+        lyap = {**lyapunov_exponent(system, x0, args.lyapunov, generator=gen).summary(), "n_traj": len(x0)}
         traj.attrs["lyapunov"] = json.dumps(lyap)
     path = save_trajectories(traj, args.out)
     print(f"{system.name}: {traj.n_trajectories} trajectories x {traj.n_times} samples (dt {args.dt}), "
@@ -81,7 +81,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"max relative energy drift {traj.attrs['energy_drift']:.2e}; theory: {at_least}{system.expected} "
           f"independent integrals ({system.expected_involution} in involution) - {system.notes}")
     if lyap is not None:
-        print(f"largest Lyapunov exponent over T = {lyap['T']:g} ({min(32, traj.n_trajectories)} trajectories): "
+        print(f"largest Lyapunov exponent over T = {lyap['T']:g} ({lyap['n_traj']} trajectories): "
               f"median {lyap['median']:.4f} (regular motion: about log(T)/T = {lyap['regular_reference']:.4f}); "
               f"chaotic fraction {lyap['chaotic_fraction']:.2f}")
     print(f"wrote {path} in {traj.attrs['seconds']:.1f} s")
