@@ -19,9 +19,10 @@ from ..autodiff import batch, gradient, point_function
 from ..dynamics.trajectories import Trajectories
 from ..run import ConfigError, RunDir, Status, config_to_dict, get_logger, param, train_loop
 from .checks import constancy
-from .count import CountDecision, JumpRule
+from .count import CountDecision, FloorRule, JumpRule
 from .data import PointSet, make_points, split_trajectories
 from .losses import orthonormal_span, point_loss, value_spread
+from .library import MonomialFeatures, library_degree_for, library_fit, whitening
 from .model import ConservedQuantity, LearnedInvariant
 
 __all__ = ["NetworkConfig", "DiscoveryConfig", "Discovery", "discover", "LawFit"]
@@ -55,7 +56,11 @@ class DiscoveryConfig:
     holdout: float = param(0.25, gt=0, lt=1, doc="fraction of trajectories held out for the losses")
     max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
     eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
+    rule: str = param("floor", choices=("floor", "jump"),
+                      doc="count rule: 'jump' (largest jump in log loss, JumpRule) or 'floor' (candidates within "
+                          "floor_decades of the loss floor delta^2, FloorRule)")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
+    floor_decades: float = param(1.0, gt=0, doc="floor rule: decades above delta^2 a counted candidate may sit")
     veto: bool = param(False, doc="count rule: also require held-out constancy < constancy_tol (off: it "
                                   "cost more right counts than it saved across the catalogue)")
     constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
@@ -70,6 +75,15 @@ class DiscoveryConfig:
                                                "(docs/conservation.md: it did not fix the over-counts)")
     window: int = param(16, ge=2, doc="snapshots per trajectory in a batch (the value term's windows)")
     restarts: int = param(3, ge=1, doc="initialisations per candidate; the best after the warm-up continues")
+    library_degree: int = param(4, ge=0, doc="polynomial start: one more initialisation per candidate starts at the "
+                                             "best conserved polynomial of degree <= this (sciml.conservation.library),"
+                                             " an exact one is taken as it is; 0: off (always off with involution)")
+    library_max_features: int = param(2000, ge=1, doc="the library's degree is lowered until it has at most this "
+                                                     "many monomials")
+    library_points: int = param(10_000, ge=10, doc="training points the polynomial start is fitted on")
+    library_exact_factor: float = param(4.0, gt=0, doc="a polynomial is an exact integral when its ratio R is at most "
+                                                        "this times the ratio its finite-difference error alone "
+                                                        "would give (then it is taken as it is)")
     warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -130,7 +144,9 @@ class Discovery:
     @property
     def conserved(self) -> list[LearnedInvariant]:
         """The learned quantities counted as conserved."""
-        return self.laws[: self.n_conserved]
+        if self.decision is None:
+            return []
+        return [self.laws[k - 1] for k in self.decision.counted_indices]
 
     @property
     def losses(self) -> list[float]:
@@ -146,6 +162,7 @@ class Discovery:
             "heldout_statistics": [f.stats for f in self.fits],
             "margin": d.margin if d else None, "gaps": list(d.gaps) if d else None,
             "n_jump": d.n_jump if d else None, "constancy": [f.stats.get("constancy") for f in self.fits],
+            "counted": list(d.counted_indices) if d else [],
             "rule": d.rule if d else None, "involution": self.config.involution, "dim": self.dim,
             "seconds": self.seconds, "seconds_per_law": [f.seconds for f in self.fits],
             "config": config_to_dict(self.config),
@@ -273,19 +290,44 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     laws: list[LearnedInvariant] = []
     fits: list[LawFit] = []
     status, message = Status.SUCCESS, ""
+    # the polynomial start (library.py): monomials of z, fitted on a fixed subset of training points
+    # (not with involution: the library's quotient has no Poisson-bracket term, so an exact polynomial
+    # need not commute with the earlier laws)
+    lib_deg = (library_degree_for(d, cfg.library_degree, cfg.library_max_features)
+               if cfg.library_degree and not cfg.involution else 0)
+    if lib_deg:
+        lib_idx = torch.randperm(len(train), generator=gen)[:cfg.library_points].to(device)
+        lib_z = (train.x[lib_idx] - shift) / scale
+        features = MonomialFeatures(d, lib_deg, whitening(lib_z)).to(device)   # monomials of whitened z
+        lib_v = train.v[lib_idx] / scale
+        lib_err = train.err[lib_idx] / scale if train.err is not None else None
     for k in range(1, K + 1):
         bgen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + k)
         prev_tr = torch.stack(Gx_tr, 1) if (cfg.involution and Gx_tr) else None
         # best-of-R initialisations: all are trained through a short warm-up, the best continues
         cands = []
-        for r in range(cfg.restarts):
-            torch.manual_seed(cfg.seed * 1000 + 31 * k + r)
-            m = ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth,
-                                  cfg.network.activation).to(device, dtype)
+
+        def add(m: ConservedQuantity) -> None:
+            m = m.to(device, dtype)
             o = torch.optim.Adam(m.parameters(), lr=cfg.lr)
             cands.append([m, _Grads(m), o, torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.steps, eta_min=cfg.lr_final),
                           []])
-        n_warm = int(cfg.warmup_fraction * cfg.steps) if cfg.restarts > 1 else 0
+
+        lib = (library_fit(features, lib_z, lib_v, Q_tr[lib_idx], v_err=lib_err, exact_factor=cfg.library_exact_factor)
+               if lib_deg else None)
+        # an exact polynomial integral (ratio at the finite-difference noise) is a global optimum of the
+        # loss up to its floor: it is taken as H_k as it is (training would only trade conservation for
+        # independence from the earlier laws). Otherwise it joins the random initialisations as one more.
+        exact = lib is not None and lib.exact
+        n_random = 0 if exact else cfg.restarts
+        for r in range(n_random):
+            torch.manual_seed(cfg.seed * 1000 + 31 * k + r)
+            add(ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth, cfg.network.activation))
+        if lib is not None:
+            torch.manual_seed(cfg.seed * 1000 + 31 * k + cfg.restarts)
+            add(ConservedQuantity(d, shift, scale, cfg.network.width, cfg.network.depth, cfg.network.activation,
+                                  poly=MonomialFeatures(d, lib_deg, features.transform.cpu()), coef=lib.coef))
+        n_warm = int(cfg.warmup_fraction * cfg.steps) if len(cands) > 1 else 0
         history: list[float] = []
         chosen: list[int] = [0]
 
@@ -327,7 +369,7 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
 
         sub = RunDir(run.path / f"H{k}") if run is not None else None
         t0 = time.perf_counter()
-        res = train_loop(step, cfg.steps, run=sub, desc=f"H_{k}", log_every=50,
+        res = train_loop(step, 0 if exact else cfg.steps, run=sub, desc=f"H_{k}", log_every=50,
                          checkpoint_every=0,
                          state=lambda: {"model": cands[chosen[0]][0].state_dict()})
         seconds = time.perf_counter() - t0
@@ -344,14 +386,20 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
         st_te["value_spread"] = _heldout_value_spread(model, gte, test, Q_te, scale)
         st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
+        st_te["start"] = ("exact polynomial" if exact else "polynomial" if (lib is not None and chosen[0] == n_random)
+                          else f"random {chosen[0]}")
+        if lib is not None:
+            st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio
+            st_te["library_degree"], st_te["library_ratio_err"] = lib.degree, lib.ratio_err
         fit = LawFit(k, st_te[cfg.statistic], st_tr.get(cfg.statistic, st_tr["median"]), st_te, seconds, history)
         law = LearnedInvariant(model, k, fit.loss)
         fit.stats["constancy"] = constancy(law, traj.X[ho_idx])["median"]
         fits.append(fit)
         laws.append(law)
         if verbose:
-            log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, in %.1f s", k,
-                     cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], fit.stats["constancy"], seconds)
+            log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, start %s%s, in %.1f s", k,
+                     cfg.statistic, fit.loss, fit.train_loss, st_te["mean"], fit.stats["constancy"], st_te["start"],
+                     f" (polynomial R {lib.ratio:.1e})" if lib is not None else "", seconds)
         # freeze: append this gradient to the spans
         Gz_tr.append(gtr * scale)
         Gz_te.append(gte * scale)
@@ -364,7 +412,8 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     decision = None
     n = 0
     if fits:
-        rule = JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol)
+        rule = (FloorRule(cfg.floor, cfg.floor_decades) if cfg.rule == "floor"
+                else JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol))
         cap_n = n_dof if cfg.involution else d - 1
         decision = rule.decide([f.loss for f in fits], complete=(len(fits) == d - 1 and not cfg.involution),
                                cap=cap_n, constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)

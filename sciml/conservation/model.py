@@ -15,22 +15,33 @@ __all__ = ["ConservedQuantity", "LearnedInvariant"]
 
 
 class ConservedQuantity(nn.Module):
-    r"""``H(x) = MLP((x - shift) / scale)``; batched ``(n, d) -> (n, 1)``.
+    r"""``H(x) = MLP(z)`` (+ ``c . phi(z)`` with a polynomial head), ``z = (x - shift) / scale``;
+    batched ``(n, d) -> (n, 1)``.
 
     The standardisation is part of the function, so gradients taken with :mod:`sciml.autodiff` are
     gradients with respect to the original state.
     """
 
     def __init__(self, dim: int, shift: Tensor, scale: Tensor, width: int = 64, depth: int = 3,
-                 activation: str = "silu"):
+                 activation: str = "silu", poly: nn.Module | None = None, coef: Tensor | None = None):
         super().__init__()
         self.register_buffer("shift", torch.as_tensor(shift).clone())
         self.register_buffer("scale", torch.as_tensor(scale).clone())
         self.net = MLP(dim, 1, width, depth, activation)
         self.dim = dim
+        # optional polynomial head c . phi(z) (a library start, sciml.conservation.library): the MLP's
+        # last layer starts at zero, so the candidate starts as the polynomial and training refines both
+        self.poly = poly
+        if poly is not None:
+            self.coef = nn.Parameter(torch.as_tensor(coef).to(self.shift.dtype).reshape(-1, 1).clone())
+            last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.shift) / self.scale)
+        z = (x - self.shift) / self.scale
+        out = self.net(z)
+        return out if self.poly is None else out + self.poly(z) @ self.coef
 
 
 class LearnedInvariant:
