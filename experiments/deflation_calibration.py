@@ -1,7 +1,8 @@
-"""Calibrate the count rule once for all systems from the reproduction runs' JSON files.
+"""Calibrate the count rules once for all systems from the reproduction runs' JSON files.
 
 For each held-out statistic (median, mean, geometric mean, trimmed mean) and jump threshold J, count
-how many systems the rule gets right, and the smallest margin among them; plot loss vs k for every
+how many systems the jump rule gets right, and the smallest margin among them; the same for the floor
+rule at thresholds D decades above the loss floor; plot loss vs k for every
 system with the decided count marked.
 
     python experiments/deflation_calibration.py --out runs/deflation_table --plot runs/deflation_loss_vs_k.png
@@ -13,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sciml.conservation import JumpRule
+from sciml.conservation import FloorRule, JumpRule
 
 
 def _ok(r: dict, n: int) -> bool:
@@ -52,6 +53,17 @@ def main() -> None:
                 right += _ok(r, dec.n)
                 margins.append(dec.margin)
             print(f"| {stat} | {J:g} | {tol if tol else 'none'} | {right}/{len(rows)} | {min(margins):.2f} |")
+    print("\n| rule | D (decades above delta^2) | counted right | smallest margin (dec) |")
+    print("|---|---|---|---|")
+    for D in (0.5, 1.0, 1.5, 2.0):
+        right, margins = 0, []
+        for r in rows:
+            losses = [s["median"] for s in r["stats"]]
+            dec = FloorRule(r.get("config", {}).get("floor", 1e-3), D).decide(
+                losses, cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
+            right += _ok(r, dec.n)
+            margins.append(dec.margin)
+        print(f"| floor | {D:g} | {right}/{len(rows)} | {min(margins):.2f} |")
     if args.plot:
         import matplotlib
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from problems.systems import get_system
-from sciml.conservation import (DiscoveryConfig, JumpRule, alignment_residual, deflation_factor, discover,
+from sciml.conservation import (DiscoveryConfig, FloorRule, JumpRule, alignment_residual, deflation_factor, discover,
                                 finite_difference_velocity, orthonormal_span, point_loss, poisson_bracket,
                                 span_check)
 from sciml.conservation.checks import invariant_gradients
@@ -95,6 +95,22 @@ def test_finite_difference_velocity_fourth_order():
     assert Xs2.shape == X.shape
 
 
+def test_finite_difference_error_estimate_matches_the_true_error():
+    """Richardson estimate (v_2h - v_h)/15 against the true error of the 4th-order stencil on
+    x = (cos 2t, -sin 2t) with h = 0.1 (error ~ h^4 32/30 ~ 1e-4): within 10%, NaN where 2h does not fit."""
+    from sciml.conservation.data import finite_difference_error
+
+    t = np.arange(0, 10, 0.1)
+    X = np.stack([np.cos(2 * t), -np.sin(2 * t)], -1)[None]
+    _, V = finite_difference_velocity(X, t)
+    true = V - np.stack([-2 * np.sin(2 * t), -2 * np.cos(2 * t)], -1)[None, 2:-2]
+    est = finite_difference_error(X, t)
+    assert np.isnan(est[0, :2]).all() and np.isnan(est[0, -2:]).all() and np.isfinite(est[0, 2:-2]).all()
+    assert np.abs(est[0, 2:-2] - true[0, 2:-2]).max() < 0.1 * np.abs(true).max()
+    assert np.abs(true).max() > 1e-5
+    assert np.isnan(finite_difference_error(X, t + 0.01 * np.sin(t))).all()   # non-uniform grid: unknown
+
+
 # ------------------------------------------------------------------------------ count rule
 @pytest.mark.parametrize("losses, complete, n", [
     ([1e-5, 3e-5, 2e-2], True, 2),
@@ -114,6 +130,21 @@ def test_jump_rule_flags_cap_and_ambiguity():
     assert d.n == 2 and d.capped
     amb = JumpRule(1.0).decide([1e-4, 1e-3, 1e-2, 1e-1], complete=True)   # even steps: no decisive jump
     assert amb.ambiguous and amb.margin <= 0
+
+
+@pytest.mark.parametrize("losses, n", [
+    ([2.3e-6, 2.4e-5, 7.7e-5, 8.5e-5, 7.0e-4], 1),   # regular FPUT data: approximate integrals not counted
+    ([1.7e-6, 1.4e-6, 1.6e-6, 9.4e-7, 2.7e-6], 5),   # open Toda: every candidate at the floor
+    ([1.0e-6, 4.0e-4, 2.0e-6, 0.4], 2),              # an exact integral after an approximate one counts too
+    ([3e-4, 1e-3], 0),
+])
+def test_floor_rule(losses, n):
+    """Counted: held-out losses below delta^2 x 10 = 1e-5; margin = decades from the nearest loss to 1e-5."""
+    d = FloorRule(1e-3, 1.0).decide(losses)
+    assert d.n == n
+    assert d.margin == pytest.approx(min(abs(math.log10(x) + 5) for x in losses))
+    assert FloorRule(1e-3, 1.0).decide([1e-6, 2e-6], complete=False).capped
+    assert FloorRule(1e-3, 1.0).decide([1e-6] * 5, cap=3).n == 3
 
 
 # ------------------------------------------------------------------------------ checks
@@ -137,7 +168,10 @@ def test_span_check_against_known():
 
 
 # ------------------------------------------------------------------------------ end to end
-SMALL = dict(steps=600, lr=1e-2, batch_size=512, network={"width": 32, "depth": 2, "activation": "silu"})
+# library_degree 0: these tests exercise the networks (the polynomial start would find the oscillators'
+# quadratic integrals by itself; tests/test_conservation_library.py covers it)
+SMALL = dict(steps=600, lr=1e-2, batch_size=512, library_degree=0,
+             network={"width": 32, "depth": 2, "activation": "silu"})
 
 
 def _cfg(**kw):

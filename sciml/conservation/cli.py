@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "discover", help="count the conserved quantities of trajectories by neural deflation",
         description="Learn H_1, H_2, ... one at a time, each conserved along the trajectories and "
-                    "functionally independent of the earlier ones; decide the count from the jump in "
-                    "held-out losses. Writes OUT/summary.json, OUT/loss_vs_k.png, OUT/results.h5, OUT/H*.pt.")
+                    "functionally independent of the earlier ones; count those whose held-out loss "
+                    "sits at the loss floor (or, rule = 'jump', where the losses jump). Writes OUT/summary.json, OUT/loss_vs_k.png, OUT/results.h5, OUT/H*.pt.")
     p.add_argument("traj", help="trajectory HDF5 file (dataset 'trajectories' (n, T, d), 't' or attr 'dt')")
     p.add_argument("--max-laws", type=int, default=None, help="candidates to train (default d-1, or N+1 "
                    "with --involution)")
@@ -51,14 +51,20 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print(json.dumps(summ, indent=1, default=str))
     else:
         print(f"{args.traj}: state dim {traj.dim}, {traj.n_trajectories} trajectories x {traj.n_times} samples")
-        print(f"  k   {'held-out ' + cfg.statistic:<22} median loss  value spread  constancy  jump to next (decades)")
+        floor = cfg.rule == "floor"
+        print(f"  k   {'held-out ' + cfg.statistic:<22} median loss  value spread  constancy  start              "
+              + ("counted" if floor else "jump to next (decades)"))
         gaps = res.decision.gaps if res.decision else []
+        counted = set(res.decision.counted_indices) if res.decision else set()
         for i, f in enumerate(res.fits):
-            mark = "  <- count" if i + 1 == res.n_conserved else ""
+            last = "  <- count" if i + 1 == res.n_conserved else ""
+            tail = ("yes" if f.index in counted else "no") if floor else f"{gaps[i]:+.2f}{last}"
             print(f"  {f.index:<3} {f.loss:<22.3e} {f.stats['median']:<12.3e} {f.stats['value_spread']:<13.3e} "
-                  f"{f.stats['constancy']:<10.2e} {gaps[i]:+.2f}{mark}")
+                  f"{f.stats['constancy']:<10.2e} {f.stats.get('start', '-'):<18} {tail}")
+        if floor and res.decision is not None:
+            print(f"rule: {res.decision.rule}")
         print(res.message)
-        loose = [f.index for f in res.fits[: res.n_conserved] if f.stats["constancy"] >= cfg.constancy_tol]
+        loose = [f.index for f in res.fits if f.index in counted and f.stats["constancy"] >= cfg.constancy_tol]
         if loose:
             print(f"warning: counted H_{loose} vary along held-out trajectories (relative spread >= "
                   f"{cfg.constancy_tol}): possibly staircase solutions; check them, or set veto = true")
@@ -67,7 +73,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
                   f"held-out trajectories (spread {res.decision.constancy[res.decision.n]:.2f} >= "
                   f"{cfg.constancy_tol}): counted {res.decision.n}")
         if res.decision is not None and res.decision.ambiguous:
-            print("warning: the jump is not decisive (margin <= 0); train longer or give more trajectories")
+            print("warning: the count is not decisive (margin <= 0); train longer or give more trajectories")
         if res.decision is not None and res.decision.capped:
             print(f"note: every candidate looked conserved; the count is at least {res.n_conserved} "
                   f"(raise --max-laws)")

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["CountDecision", "JumpRule"]
+__all__ = ["CountDecision", "JumpRule", "FloorRule"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class CountDecision:
         rule: a one-line description.
         n_jump: the count from the jump alone (before the constancy veto).
         constancy: the held-out relative spreads used by the veto.
+        counted: which candidates count (1-based; ``None``: the first ``n``).
     """
 
     n: int
@@ -60,6 +61,12 @@ class CountDecision:
     rule: str
     n_jump: int = -1
     constancy: tuple[float, ...] | None = None
+    counted: tuple[int, ...] | None = None
+
+    @property
+    def counted_indices(self) -> tuple[int, ...]:
+        """The counted candidates, 1-based (the first ``n`` unless the rule says otherwise)."""
+        return self.counted if self.counted is not None else tuple(range(1, self.n + 1))
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,50 @@ class JumpRule:
                    if constancy is not None else ""))
         return CountDecision(n, tuple(ell), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule,
                              n_jump, tuple(float(c) for c in constancy) if constancy is not None else None)
+
+
+@dataclass(frozen=True)
+class FloorRule:
+    r"""Count the candidates whose held-out loss sits at the resolution floor of the loss.
+
+    An exact integral's per-point loss is the guard's floor :math:`\delta^2` (times
+    :math:`m/\|g\|^2`, about 1 at the median) plus finite-difference error; the rule counts the
+    candidates with :math:`L_k < \tau = \delta^2\,10^{D}` (``decades`` :math:`D` above the floor, default
+    1). Unlike :class:`JumpRule` it does not need a non-conserved candidate after the conserved ones, so
+    *approximate* integrals of regular (near-integrable) data - losses 1e-5 to 1e-3, a staircase of
+    small steps below the virtual end - are not counted. It relies on the velocities being accurate
+    enough that an exact integral reaches the floor (check: the first candidate's loss).
+
+    The margin is the distance in decades of the candidate nearest to :math:`\tau`.
+
+    Args:
+        floor: :math:`\delta` of the loss (``DiscoveryConfig.floor``).
+        decades: :math:`D`.
+    """
+
+    floor: float = 1e-3
+    decades: float = 1.0
+
+    @property
+    def threshold(self) -> float:
+        return self.floor**2 * 10**self.decades
+
+    def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
+               constancy: Sequence[float] | None = None) -> CountDecision:
+        """Decide the count from held-out losses ``L_1..L_K`` (arguments as :meth:`JumpRule.decide`;
+        ``constancy`` is only recorded)."""
+        if not losses:
+            raise ValueError("no losses to decide from")
+        thr = math.log10(self.threshold)
+        ell = [math.log10(max(float(x), 1e-300)) for x in losses]
+        counted = tuple(k + 1 for k, e in enumerate(ell) if e < thr)
+        if cap is not None:
+            counted = counted[:cap]
+        n = len(counted)
+        margin = min(abs(e - thr) for e in ell)
+        seq = ell + [thr]
+        gaps = [seq[k + 1] - seq[k] for k in range(len(ell))]
+        capped = n == len(losses) and not complete
+        rule = f"candidates with held-out loss below {self.threshold:.0e} (floor delta^2 = {self.floor**2:.0e} x 10^{self.decades:g})"
+        return CountDecision(n, tuple(seq), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule, n,
+                             tuple(float(c) for c in constancy) if constancy is not None else None, counted)

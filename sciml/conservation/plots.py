@@ -21,8 +21,11 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
     ax.semilogy(ks, [f.loss for f in res.fits], "o-", label="held-out loss")
     ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
     K = len(ks)
-    ax.semilogy([K + 1], [10 ** d.log_losses[-1]], "s", color="gray", label="virtual end (loss 1)")
-    if 1 <= d.n <= K:
+    if res.config.rule == "floor":  # counted: below the threshold line
+        ax.axhline(10 ** d.log_losses[-1], color="gray", ls="--", label=f"floor rule threshold {10 ** d.log_losses[-1]:.0e}")
+    else:
+        ax.semilogy([K + 1], [10 ** d.log_losses[-1]], "s", color="gray", label="virtual end (loss 1)")
+    if 1 <= d.n <= K and res.config.rule != "floor":
         lo, hi = 10 ** d.log_losses[d.n - 1], 10 ** d.log_losses[d.n]
         ax.annotate("", xy=(d.n + 0.5, hi), xytext=(d.n + 0.5, lo), arrowprops=dict(arrowstyle="<->", color="C3"))
     ax.axvline(d.n + 0.5, color="C3", ls=":", label=f"count = {d.n} (margin {d.margin:.2f} dec)")
