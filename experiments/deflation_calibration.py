@@ -60,7 +60,8 @@ def main() -> None:
         for r in rows:
             losses = [s["median"] for s in r["stats"]]
             dec = FloorRule(r.get("config", {}).get("floor", 1e-3), D).decide(
-                losses, cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
+                losses, cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1,
+                exact=[st.get("start") == "exact polynomial" for st in r["stats"]])
             right += _ok(r, dec.n)
             margins.append(dec.margin)
         print(f"| floor | {D:g} | {right}/{len(rows)} | {min(margins):.2f} |")

@@ -76,6 +76,11 @@ def _starts(r: dict) -> str:
     return " ".join(out)
 
 
+def _exact(r: dict) -> list[bool]:
+    """Which candidates were exact polynomials (taken as they are)."""
+    return [st.get("start") == "exact polynomial" for st in r["stats"]]
+
+
 def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = False,
               floor_decades: float = 1.0) -> None:
     """One markdown row per JSON file: the count by both rules (floor = the default), the evidence."""
@@ -89,7 +94,7 @@ def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = F
         complete = len(losses) == r["dim"] - 1 and not r.get("involution")
         cap = (r["dim"] // 2) if r.get("involution") else r["dim"] - 1
         floor = r.get("config", {}).get("floor", 1e-3)
-        fl = FloorRule(floor, floor_decades).decide(losses, complete=complete, cap=cap)
+        fl = FloorRule(floor, floor_decades).decide(losses, complete=complete, cap=cap, exact=_exact(r))
         jp = JumpRule(min_jump, constancy_tol=0.5).decide(losses, complete=complete, cap=cap,
                                                           constancy=None if args_no_veto else _constancy(r))
         at_least = r.get("at_least", r["system"] == "toda-periodic" and not r.get("involution"))

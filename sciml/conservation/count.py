@@ -139,36 +139,58 @@ class FloorRule:
     small steps below the virtual end - are not counted. It relies on the velocities being accurate
     enough that an exact integral reaches the floor (check: the first candidate's loss).
 
-    The margin is the distance in decades of the candidate nearest to :math:`\tau`.
+    A polynomial shown exact against the data's own velocity error (the polynomial start,
+    :mod:`sciml.conservation.library`) needs no such proof from the loss; its loss only has to show that
+    it is independent of the earlier laws, :math:`L_k < \delta^2\,10^{D_x}` (``exact_decades``, 2: an exact
+    integral scores the floor divided by its squared sine to the earlier span, so this asks for a typical
+    angle above about 6 degrees). The energy of the periodic FPUT-beta chain after :math:`P` and
+    :math:`L` scores 1.1e-5 that way: exact, but a decade above the floor.
+
+    The margin is the distance in decades of the candidate nearest to its threshold.
 
     Args:
         floor: :math:`\delta` of the loss (``DiscoveryConfig.floor``).
         decades: :math:`D`.
+        exact_decades: :math:`D_x`.
     """
 
     floor: float = 1e-3
     decades: float = 1.0
+    exact_decades: float = 2.0
 
     @property
     def threshold(self) -> float:
         return self.floor**2 * 10**self.decades
 
+    @property
+    def exact_threshold(self) -> float:
+        return self.floor**2 * 10**self.exact_decades
+
     def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
-               constancy: Sequence[float] | None = None) -> CountDecision:
+               constancy: Sequence[float] | None = None, exact: Sequence[bool] | None = None) -> CountDecision:
         """Decide the count from held-out losses ``L_1..L_K`` (arguments as :meth:`JumpRule.decide`;
-        ``constancy`` is only recorded)."""
+        ``constancy`` is only recorded).
+
+        Args:
+            exact: per candidate, whether it is a polynomial shown exact against the velocity error
+                (:mod:`sciml.conservation.library`); such a candidate counts below the looser
+                ``exact_threshold`` (its loss only has to show it independent of the earlier laws).
+        """
         if not losses:
             raise ValueError("no losses to decide from")
-        thr = math.log10(self.threshold)
+        thr, thr_x = math.log10(self.threshold), math.log10(self.exact_threshold)
         ell = [math.log10(max(float(x), 1e-300)) for x in losses]
-        counted = tuple(k + 1 for k, e in enumerate(ell) if e < thr)
+        ex = [bool(e) for e in exact] if exact is not None else [False] * len(ell)
+        lim = [thr_x if x else thr for x in ex]
+        counted = tuple(k + 1 for k, e in enumerate(ell) if e < lim[k])
         if cap is not None:
             counted = counted[:cap]
         n = len(counted)
-        margin = min(abs(e - thr) for e in ell)
+        margin = min(abs(e - t) for e, t in zip(ell, lim))
         seq = ell + [thr]
         gaps = [seq[k + 1] - seq[k] for k in range(len(ell))]
         capped = n == len(losses) and not complete
-        rule = f"candidates with held-out loss below {self.threshold:.0e} (floor delta^2 = {self.floor**2:.0e} x 10^{self.decades:g})"
+        rule = (f"candidates with held-out loss below {self.threshold:.0e} (floor delta^2 = {self.floor**2:.0e} x "
+                f"10^{self.decades:g}), or below {self.exact_threshold:.0e} for exact polynomials")
         return CountDecision(n, tuple(seq), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule, n,
                              tuple(float(c) for c in constancy) if constancy is not None else None, counted)

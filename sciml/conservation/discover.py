@@ -61,6 +61,8 @@ class DiscoveryConfig:
                           "floor_decades of the loss floor delta^2, FloorRule)")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
     floor_decades: float = param(1.0, gt=0, doc="floor rule: decades above delta^2 a counted candidate may sit")
+    floor_exact_decades: float = param(2.0, gt=0, doc="floor rule: the same for an exact polynomial (its loss only "
+                                                      "has to show it independent of the earlier laws)")
     veto: bool = param(False, doc="count rule: also require held-out constancy < constancy_tol (off: it "
                                   "cost more right counts than it saved across the catalogue)")
     constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
@@ -412,11 +414,16 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     decision = None
     n = 0
     if fits:
-        rule = (FloorRule(cfg.floor, cfg.floor_decades) if cfg.rule == "floor"
-                else JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol))
         cap_n = n_dof if cfg.involution else d - 1
-        decision = rule.decide([f.loss for f in fits], complete=(len(fits) == d - 1 and not cfg.involution),
-                               cap=cap_n, constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
+        complete = len(fits) == d - 1 and not cfg.involution
+        if cfg.rule == "floor":
+            decision = FloorRule(cfg.floor, cfg.floor_decades, cfg.floor_exact_decades).decide(
+                [f.loss for f in fits], complete=complete, cap=cap_n,
+                exact=[f.stats.get("start") == "exact polynomial" for f in fits])
+        else:
+            decision = JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol).decide(
+                [f.loss for f in fits], complete=complete, cap=cap_n,
+                constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
         n = decision.n
     seconds = time.perf_counter() - t_start
     if status == Status.SUCCESS:

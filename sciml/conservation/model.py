@@ -30,7 +30,9 @@ class ConservedQuantity(nn.Module):
         self.net = MLP(dim, 1, width, depth, activation)
         self.dim = dim
         # optional polynomial head c . phi(z) (a library start, sciml.conservation.library): the MLP's
-        # last layer starts at zero, so the candidate starts as the polynomial and training refines both
+        # last layer starts at zero, so the candidate starts as the polynomial and training refines both.
+        # (Holding c fixed refined the regular data's *approximate* integrals to the floor as well and
+        # over-counted three FPUT chains at N = 3, docs/conservation.md.)
         self.poly = poly
         if poly is not None:
             self.coef = nn.Parameter(torch.as_tensor(coef).to(self.shift.dtype).reshape(-1, 1).clone())
