@@ -1,4 +1,8 @@
-r"""The automatic count: where the sequence of held-out losses jumps.
+r"""The automatic count from the held-out losses of the candidates.
+
+Two rules, strategies with one ``decide`` method: :class:`FloorRule` (the default of
+:func:`sciml.conservation.discover`: count the candidates whose loss sits at the loss floor) and
+:class:`JumpRule` (the earlier default: where the sequence of losses jumps), described here.
 
 Let :math:`\ell_k = \log_{10} L_k` be the held-out losses of the candidates :math:`H_1..H_K`, in the
 order they were trained. Conserved candidates sit near the noise floor of the data (finite-difference
