@@ -80,7 +80,7 @@ class DiscoveryConfig:
     library_degree: int = param(4, ge=0, doc="polynomial start: one more initialisation per candidate starts at the "
                                              "best conserved polynomial of degree <= this (sciml.conservation.library),"
                                              " an exact one is taken as it is; 0: off (always off with involution)")
-    library_max_features: int = param(2000, ge=1, doc="the library's degree is lowered until it has at most this "
+    library_max_features: int = param(500, ge=1, doc="the library's degree is lowered until it has at most this "
                                                      "many monomials")
     library_points: int = param(10_000, ge=10, doc="training points the polynomial start is fitted on")
     library_exact_factor: float = param(4.0, gt=0, doc="a polynomial is an exact integral when its ratio R is at most "
