@@ -1,6 +1,7 @@
 """Two gloo processes reproduce one process on the same global batch (up to reduction order)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,20 @@ import torch
 WORKER = Path(__file__).with_name("_dist_tiny_pinn.py")
 
 
+# A rank of a 2-process gloo run sometimes dies with SIGABRT, "terminate called without an active
+# exception" (a C++ thread torn down unjoined, inside torch), seen in 2 of 4 full-suite runs on a fresh
+# clone on 23 Nov 2026 and in none of 24 lone launches. It is not a wrong result, so such a run is
+# repeated once from scratch; any other failure, or the abort twice, fails the test.
+_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def _run(args, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent.parent)}
     r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path)
+    if r.returncode != 0 and _TEARDOWN_ABORT in r.stderr:
+        if "--out" in args and "--resume" not in args:  # start the repeat from an empty run directory
+            shutil.rmtree(tmp_path / args[args.index("--out") + 1], ignore_errors=True)
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
 
 
