@@ -238,10 +238,14 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
              out: str | Path | None = None, verbose: bool = True) -> Discovery:
     r"""Count and learn the conserved quantities of the dynamics behind ``traj`` by neural deflation.
 
-    For :math:`k = 1..K` a fresh MLP :math:`H_k` is trained to minimise the mean of the per-point loss
+    For :math:`k = 1..K`: the best conserved polynomial independent of :math:`H_1..H_{k-1}` is computed
+    (:mod:`sciml.conservation.library`); if it is exact to the accuracy of the velocities it is taken as
+    :math:`H_k`, otherwise it joins ``restarts`` random MLPs as one more start, and the best after the
+    warm-up is trained to minimise the batch mean of :math:`\log` of the per-point loss
     :func:`sciml.conservation.losses.point_loss` over the training trajectories, with
-    :math:`H_1..H_{k-1}` frozen; the mean loss on held-out trajectories is recorded, and
-    :class:`~sciml.conservation.count.JumpRule` turns the sequence of held-out losses into the count.
+    :math:`H_1..H_{k-1}` frozen. The held-out median loss of each candidate is recorded, and the count
+    rule (:class:`~sciml.conservation.count.FloorRule` by default, or
+    :class:`~sciml.conservation.count.JumpRule`) turns the held-out losses into the count.
 
     Args:
         traj: trajectories (``sciml.dynamics.load_trajectories`` or ``simulate``).
