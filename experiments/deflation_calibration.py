@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from sciml.conservation import FloorRule, JumpRule
+from sciml.conservation.discover import exact_flags
 
 
 def _ok(r: dict, n: int) -> bool:
@@ -61,7 +62,7 @@ def main() -> None:
             losses = [s["median"] for s in r["stats"]]
             dec = FloorRule(r.get("config", {}).get("floor", 1e-3), D).decide(
                 losses, cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1,
-                exact=[st.get("start") == "exact polynomial" for st in r["stats"]])
+                exact=exact_flags(r["stats"]))
             right += _ok(r, dec.n)
             margins.append(dec.margin)
         print(f"| floor | {D:g} | {right}/{len(rows)} | {min(margins):.2f} |")

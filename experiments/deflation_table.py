@@ -24,6 +24,7 @@ import torch
 
 from problems.systems import HAS_N, SYSTEMS, get_system
 from sciml.conservation import DiscoveryConfig, FloorRule, JumpRule, constancy, discover, span_check
+from sciml.conservation.discover import EXACT_START, exact_flags
 from sciml.dynamics import simulate
 from sciml.run import load_config
 from sciml.run.io import atomic_write_text
@@ -71,14 +72,9 @@ def _starts(r: dict) -> str:
     out = []
     for st in r["stats"]:
         start = st.get("start", "-")
-        out.append(f"E{st.get('library_degree', '')}" if start == "exact polynomial"
+        out.append(f"E{st.get('library_degree', '')}" if start == EXACT_START
                    else "p" if start == "polynomial" else "r" if start.startswith("random") else "-")
     return " ".join(out)
-
-
-def _exact(r: dict) -> list[bool]:
-    """Which candidates were exact polynomials (taken as they are)."""
-    return [st.get("start") == "exact polynomial" for st in r["stats"]]
 
 
 def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = False,
@@ -94,7 +90,7 @@ def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = F
         complete = len(losses) == r["dim"] - 1 and not r.get("involution")
         cap = (r["dim"] // 2) if r.get("involution") else r["dim"] - 1
         floor = r.get("config", {}).get("floor", 1e-3)
-        fl = FloorRule(floor, floor_decades).decide(losses, complete=complete, cap=cap, exact=_exact(r))
+        fl = FloorRule(floor, floor_decades).decide(losses, complete=complete, cap=cap, exact=exact_flags(r["stats"]))
         jp = JumpRule(min_jump, constancy_tol=0.5).decide(losses, complete=complete, cap=cap,
                                                           constancy=None if args_no_veto else _constancy(r))
         at_least = r.get("at_least", r["system"] == "toda-periodic" and not r.get("involution"))

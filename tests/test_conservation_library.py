@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -104,9 +105,16 @@ def test_polynomial_head_starts_at_the_polynomial():
     m = ConservedQuantity(4, shift, scale, 16, 2, poly=feats, coef=coef).double()
     x = torch.randn(7, 4, dtype=torch.float64)
     z = x / 2
-    # explicit: each monomial is the product of the gathered factors of (1, z)
-    ze = torch.cat([torch.ones(7, 1, dtype=torch.float64), z], -1)
-    expected = torch.stack([ze[:, row].prod(-1) for row in feats.index.tolist()], -1) @ coef
+    # every monomial z^a with 1 <= |a| <= 2, by powers; the library lists each exactly once in some order
+    exps = [a for a in itertools.product(range(3), repeat=4) if 1 <= sum(a) <= 2]
+    assert len(exps) == feats.n_features
+    phi = feats(z)
+    powers = torch.stack([(z ** torch.tensor(a, dtype=z.dtype)).prod(-1) for a in exps], -1)
+    # match columns by value on these random points (distinct monomials give distinct columns)
+    order = [int(torch.argmin((powers - phi[:, [j]]).abs().sum(0))) for j in range(feats.n_features)]
+    assert sorted(order) == list(range(len(exps)))
+    assert torch.allclose(phi, powers[:, order], atol=1e-12)
+    expected = powers[:, order] @ coef
     assert torch.allclose(m(x).squeeze(-1), expected, atol=1e-12)
 
 

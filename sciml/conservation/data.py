@@ -42,14 +42,16 @@ def finite_difference_velocity(X: np.ndarray, t: np.ndarray) -> tuple[np.ndarray
     return X, np.gradient(X, t, axis=1, edge_order=2)
 
 
-def finite_difference_error(X: np.ndarray, t: np.ndarray) -> np.ndarray:
+def finite_difference_error(X: np.ndarray, t: np.ndarray, V: np.ndarray | None = None) -> np.ndarray:
     r"""Estimated error of :func:`finite_difference_velocity` at the same points, ``(n, T', d)``.
 
     The 4th-order stencil's error is :math:`-h^4 x^{(5)}/30`; the same stencil with step :math:`2h` has
     16 times that, so :math:`e \approx (v_{2h} - v_h)/15` (Richardson). Points within 4 samples of a
     trajectory's ends (where the wide stencil does not fit), and every point of a non-uniform grid, get NaN.
+    ``V``: the velocities from :func:`finite_difference_velocity`, if already computed.
     """
-    Xs, V = finite_difference_velocity(X, t)
+    if V is None:
+        V = finite_difference_velocity(X, t)[1]
     err = np.full_like(V, np.nan)
     dt = np.diff(t)
     if not (np.allclose(dt, dt[0], rtol=1e-9, atol=0) and X.shape[1] >= 9):
@@ -97,7 +99,7 @@ def make_points(traj: Trajectories, max_points: int | None = None,
     n, T, d = Xs.shape
     x = torch.from_numpy(np.ascontiguousarray(Xs.reshape(-1, d)))
     v = torch.from_numpy(np.ascontiguousarray(V.reshape(-1, d)))
-    err = torch.from_numpy(np.ascontiguousarray(finite_difference_error(X, t).reshape(-1, d)))
+    err = torch.from_numpy(np.ascontiguousarray(finite_difference_error(X, t, V).reshape(-1, d)))
     tid = torch.arange(n).repeat_interleave(T)
     if max_points is not None and x.shape[0] > max_points:
         idx = torch.randperm(x.shape[0], generator=generator)[:max_points].sort().values

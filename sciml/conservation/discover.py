@@ -91,6 +91,22 @@ class DiscoveryConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
 
 
+EXACT_START = "exact polynomial"  # stats["start"] of a candidate taken as an exact polynomial
+
+
+def exact_flags(stats: list[dict[str, Any]]) -> list[bool]:
+    """Which candidates were exact polynomials taken as they are, from their held-out statistics (also
+    those read back from ``summary.json`` or the reproduction table's JSON)."""
+    return [st.get("start") == EXACT_START for st in stats]
+
+
+def count_rule(cfg: DiscoveryConfig) -> FloorRule | JumpRule:
+    """The count rule the config names."""
+    if cfg.rule == "floor":
+        return FloorRule(cfg.floor, cfg.floor_decades, cfg.floor_exact_decades)
+    return JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol)
+
+
 def loss_statistics(pl: Tensor) -> dict[str, float]:
     """Summaries of per-point losses: mean, median, geometric mean, 10%-trimmed mean (top tail cut)."""
     pl = pl.double()
@@ -392,7 +408,7 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
         st_te["value_spread"] = _heldout_value_spread(model, gte, test, Q_te, scale)
         st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
-        st_te["start"] = ("exact polynomial" if exact else "polynomial" if (lib is not None and chosen[0] == n_random)
+        st_te["start"] = (EXACT_START if exact else "polynomial" if (lib is not None and chosen[0] == n_random)
                           else f"random {chosen[0]}")
         if lib is not None:
             st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio
@@ -420,14 +436,13 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     if fits:
         cap_n = n_dof if cfg.involution else d - 1
         complete = len(fits) == d - 1 and not cfg.involution
-        if cfg.rule == "floor":
-            decision = FloorRule(cfg.floor, cfg.floor_decades, cfg.floor_exact_decades).decide(
-                [f.loss for f in fits], complete=complete, cap=cap_n,
-                exact=[f.stats.get("start") == "exact polynomial" for f in fits])
+        rule = count_rule(cfg)
+        if isinstance(rule, FloorRule):
+            decision = rule.decide([f.loss for f in fits], complete=complete, cap=cap_n,
+                                   exact=exact_flags([f.stats for f in fits]))
         else:
-            decision = JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol).decide(
-                [f.loss for f in fits], complete=complete, cap=cap_n,
-                constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
+            decision = rule.decide([f.loss for f in fits], complete=complete, cap=cap_n,
+                                   constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
         n = decision.n
     seconds = time.perf_counter() - t_start
     if status == Status.SUCCESS:

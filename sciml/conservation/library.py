@@ -111,7 +111,7 @@ class LibraryFit:
         ratio: :math:`R` at ``coef`` (0 for an exact integral).
         next_ratio: the second-smallest eigenvalue (how isolated the solution is).
         rank: dimension of the library directions left after deflation.
-        n_exact: how many eigenvalues were below ``null_tol`` (exact polynomial integrals).
+        n_exact: how many of the smallest eigenvalues, in a row, are exact integrals at ``degree``.
         degree: the library degree of the solution (the lowest with an exact integral, else the largest).
         exact: the solution is conserved to the accuracy of the velocities (``library_fit``'s ``v_err``).
         ratio_err: :math:`R_{\rm err}` of the solution (0 without an error estimate).
@@ -148,11 +148,11 @@ def library_fit(features: MonomialFeatures, z: Tensor, v: Tensor, Q: Tensor, *, 
         exact_factor: see ``v_err``.
         rcond: directions of :math:`B` below ``rcond`` times its largest eigenvalue are dropped.
         null_tol: eigenvalues below this count as exact whatever the error estimate (round-off).
+        chunk_size: points per chunk.
 
     The degrees are tried in turn, 1, 2, ..., and the lowest with an exact integral wins (a *pure* law
     such as P = sum p before mixtures of P and H); among several exact ones of that degree, the one whose
     gradient lies farthest outside the earlier span is returned.
-        chunk_size: points per chunk.
     """
     F = features.n_features
     A = z.new_zeros(F, F, dtype=torch.float64)
@@ -195,8 +195,11 @@ def _solve(A: Tensor, B: Tensor, G: Tensor, E: Tensor | None, cols: Tensor, rcon
     F = A.shape[0]
     s = torch.sqrt(torch.diagonal(B).clamp_min(1e-300))
     keep = cols & (s > 1e-12 * s[cols].max())
-    An = (A / s[:, None] / s[None])[keep][:, keep].numpy()
-    Bn = (B / s[:, None] / s[None])[keep][:, keep].numpy()
+
+    def scaled(M: Tensor) -> np.ndarray:  # diagonal scaling by B's, restricted to the kept monomials
+        return (M / s[:, None] / s[None])[keep][:, keep].numpy()
+
+    An, Bn = scaled(A), scaled(B)
     lam, U = np.linalg.eigh(Bn)
     ok = lam > rcond * lam.max()
     W = U[:, ok] / np.sqrt(lam[ok])               # B-whitening of the well-determined directions
@@ -204,11 +207,10 @@ def _solve(A: Tensor, B: Tensor, G: Tensor, E: Tensor | None, cols: Tensor, rcon
     w, Y = scipy.linalg.eigh(C)
     y = Y[:, 0]
     if E is not None:   # the ratio each eigenvector would have from the velocity error alone
-        En = (E / s[:, None] / s[None])[keep][:, keep].numpy()
+        En = scaled(E)
         w_err = np.einsum("fi,fg,gi->i", W @ Y, En, W @ Y)
         is_exact = (w <= exact_factor * w_err) | (w < null_tol)
     else:
-        w_err = np.zeros_like(w)
         is_exact = w < null_tol
     # exact eigenvectors come first in w's order; count the leading run
     null = int(np.argmin(is_exact)) if not is_exact.all() else len(w)
@@ -216,9 +218,8 @@ def _solve(A: Tensor, B: Tensor, G: Tensor, E: Tensor | None, cols: Tensor, rcon
         # several exact integrals (e.g. P and P^2, or H and P when the earlier laws span neither): take the
         # one whose gradient lies farthest outside the earlier span (least |grad|^2 per unit deflated
         # |grad|^2), since the pointwise loss divides by that distance
-        Gn = (G / s[:, None] / s[None])[keep][:, keep].numpy()
         Ys = Y[:, :null]
-        _, u = np.linalg.eigh(Ys.T @ W.T @ Gn @ W @ Ys)
+        _, u = np.linalg.eigh(Ys.T @ W.T @ scaled(G) @ W @ Ys)
         y = Ys @ u[:, 0]
     c = torch.zeros(F, dtype=torch.float64)
     c[keep] = torch.from_numpy(W @ y) / s[keep]

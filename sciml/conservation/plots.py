@@ -22,11 +22,16 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
     ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
     K = len(ks)
     if res.config.rule == "floor":  # counted: below the threshold line (the looser one for exact polynomials)
-        ax.axhline(10 ** d.log_losses[-1], color="gray", ls="--", label=f"floor rule threshold {10 ** d.log_losses[-1]:.0e}")
-        exact = [f.index for f in res.fits if f.stats.get("start") == "exact polynomial"]
+        from .count import FloorRule
+        from .discover import count_rule, exact_flags
+
+        rule = count_rule(res.config)
+        assert isinstance(rule, FloorRule)
+        ax.axhline(rule.threshold, color="gray", ls="--", label=f"floor rule threshold {rule.threshold:.0e}")
+        exact = [f.index for f, x in zip(res.fits, exact_flags([f.stats for f in res.fits])) if x]
         if exact:
-            thr_x = res.config.floor ** 2 * 10 ** res.config.floor_exact_decades
-            ax.axhline(thr_x, color="gray", ls=":", label=f"threshold for exact polynomials {thr_x:.0e}")
+            ax.axhline(rule.exact_threshold, color="gray", ls=":",
+                       label=f"threshold for exact polynomials {rule.exact_threshold:.0e}")
             ax.semilogy(exact, [res.fits[k - 1].loss for k in exact], "s", mfc="none", color="C2", ms=9,
                         label="exact polynomial")
         cnt = list(d.counted_indices)
@@ -34,10 +39,10 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
                     label=f"counted: {d.n} (margin {d.margin:.2f} dec)")
     else:
         ax.semilogy([K + 1], [10 ** d.log_losses[-1]], "s", color="gray", label="virtual end (loss 1)")
-    if 1 <= d.n <= K and res.config.rule != "floor":
-        lo, hi = 10 ** d.log_losses[d.n - 1], 10 ** d.log_losses[d.n]
-        ax.annotate("", xy=(d.n + 0.5, hi), xytext=(d.n + 0.5, lo), arrowprops=dict(arrowstyle="<->", color="C3"))
-    if res.config.rule != "floor":
+        if 1 <= d.n <= K:
+            lo, hi = 10 ** d.log_losses[d.n - 1], 10 ** d.log_losses[d.n]
+            ax.annotate("", xy=(d.n + 0.5, hi), xytext=(d.n + 0.5, lo),
+                        arrowprops=dict(arrowstyle="<->", color="C3"))
         ax.axvline(d.n + 0.5, color="C3", ls=":", label=f"count = {d.n} (margin {d.margin:.2f} dec)")
     ax.set_xlabel("k (candidate $H_k$)")
     ax.set_ylabel("loss")
