@@ -2,8 +2,9 @@
 
 For each held-out statistic (median, mean, geometric mean, trimmed mean) and jump threshold J, count
 how many systems the jump rule gets right, and the smallest margin among them; the same for the floor
-rule at thresholds D decades above the loss floor; plot loss vs k for every
-system with the decided count marked.
+rule at thresholds D decades above the loss floor (delta^2, or each candidate's own floor, with the
+independence bound D_i on its median deflation factor); plot loss vs k for every system with the
+decided count marked.
 
     python experiments/deflation_calibration.py --out runs/deflation_table --plot runs/deflation_loss_vs_k.png
 """
@@ -15,7 +16,7 @@ import json
 from pathlib import Path
 
 from sciml.conservation import FloorRule, JumpRule
-from sciml.conservation.discover import exact_flags
+from sciml.conservation.discover import decide_count, exact_flags
 
 
 def _ok(r: dict, n: int) -> bool:
@@ -36,6 +37,10 @@ def main() -> None:
     ap.add_argument("--out", default="runs/deflation_table")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--jumps", nargs="+", type=float, default=[0.5, 1.0, 1.5, 2.0, 3.0])
+    ap.add_argument("--decades", nargs="+", type=float, default=[0.5, 0.75, 1.0, 1.25],
+                    help="own-floor sweep: D values")
+    ap.add_argument("--independence", nargs="+", type=float, default=[1.0, 1.5, 2.0],
+                    help="own-floor sweep: D_i values")
     args = ap.parse_args()
     rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))]
     print(f"{len(rows)} systems: {', '.join(r['system'] + (f'-N{r[chr(110)]}' if r['n'] else '') for r in rows)}")
@@ -66,6 +71,23 @@ def main() -> None:
             right += _ok(r, dec.n)
             margins.append(dec.margin)
         print(f"| floor | {D:g} | {right}/{len(rows)} | {min(margins):.2f} |")
+    own = [r for r in rows if all("floor_loss" in st for st in r["stats"])]
+    if own:
+        print(f"\nOwn floors ({len(own)} files with floor_loss): counted right / smallest margin (decades)")
+        print("| D \\ D_i | " + " | ".join(f"{Di:g}" for Di in args.independence) + " |")
+        print("|---|" + "---|" * len(args.independence))
+        for D in args.decades:
+            cells = []
+            for Di in args.independence:
+                right, margins = 0, []
+                for r in own:
+                    rule = FloorRule(r.get("config", {}).get("floor", 1e-3), D, 2.0, Di)
+                    dec = decide_count(rule, r["stats"], [st["median"] for st in r["stats"]], complete=True,
+                                       cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
+                    right += _ok(r, dec.n)
+                    margins.append(dec.margin)
+                cells.append(f"{right}/{len(own)}, {min(margins):.2f}")
+            print(f"| {D:g} | " + " | ".join(cells) + " |")
     if args.plot:
         import matplotlib
 

@@ -24,7 +24,7 @@ import torch
 
 from problems.systems import HAS_N, SYSTEMS, get_system
 from sciml.conservation import DiscoveryConfig, FloorRule, JumpRule, constancy, discover, span_check
-from sciml.conservation.discover import EXACT_START, exact_flags
+from sciml.conservation.discover import EXACT_START, decide_count
 from sciml.dynamics import simulate
 from sciml.run import load_config
 from sciml.run.io import atomic_write_text
@@ -39,7 +39,7 @@ def _constancy(r: dict) -> list[float]:
 
 
 def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
-    system = get_system(name, n)
+    system = get_system(name, n, **({"regime": args.regime} if name.startswith("fput") else {}))
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     traj = simulate(system, args.n_traj, args.n_times, args.dt, generator=gen)
@@ -61,7 +61,7 @@ def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
         "span": rep.as_dict() if rep else None, "spans_known": rep.spans() if rep else None,
         "constancy": [constancy(h, ho) for h in res.conserved], "config": res.summary()["config"],
         "data": {"n_traj": args.n_traj, "n_times": args.n_times, "dt": args.dt},
-        "threads": torch.get_num_threads(), "involution": args.involution,
+        "threads": torch.get_num_threads(), "involution": args.involution, "region": system.region.description,
     }
     return out
 
@@ -78,7 +78,7 @@ def _starts(r: dict) -> str:
 
 
 def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = False,
-              floor_decades: float = 1.0) -> None:
+              floor_decades: float = 1.0, independence: float = 2.0, reference: str = "candidate") -> None:
     """One markdown row per JSON file: the count by both rules (floor = the default), the evidence."""
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     print(f"| system | N | d | theory | found (floor rule) | margin (dec) | found (jump rule) | held-out {statistic} "
@@ -89,8 +89,10 @@ def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = F
         losses = [s[statistic] for s in r["stats"]]
         complete = len(losses) == r["dim"] - 1 and not r.get("involution")
         cap = (r["dim"] // 2) if r.get("involution") else r["dim"] - 1
-        floor = r.get("config", {}).get("floor", 1e-3)
-        fl = FloorRule(floor, floor_decades).decide(losses, complete=complete, cap=cap, exact=exact_flags(r["stats"]))
+        c = r.get("config", {})
+        fl = decide_count(FloorRule(c.get("floor", 1e-3), floor_decades, c.get("floor_exact_decades", 2.0),
+                                    independence), r["stats"], losses, complete=complete, cap=cap,
+                          floor_reference=reference)
         jp = JumpRule(min_jump, constancy_tol=0.5).decide(losses, complete=complete, cap=cap,
                                                           constancy=None if args_no_veto else _constancy(r))
         at_least = r.get("at_least", r["system"] == "toda-periodic" and not r.get("involution"))
@@ -122,16 +124,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--involution", action="store_true")
+    ap.add_argument("--regime", choices=("regular", "chaotic"), default="chaotic",
+                    help="initial states of the FPUT chains (problems.systems.fput): 'chaotic' (default) where "
+                         "only the global integrals survive, 'regular' the low-energy box")
     ap.add_argument("--config", default=None, help="TOML with DiscoveryConfig keys")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--summarise", action="store_true")
     ap.add_argument("--statistic", default="median")
     ap.add_argument("--min-jump", type=float, default=1.0)
     ap.add_argument("--veto", action="store_true", help="summarise with the constancy veto (tolerance 0.5)")
+    ap.add_argument("--floor-decades", type=float, default=DiscoveryConfig.floor_decades,
+                    help="summarise: the floor rule's D")
+    ap.add_argument("--independence-decades", type=float, default=DiscoveryConfig.independence_decades,
+                    help="summarise: the floor rule's D_i")
+    ap.add_argument("--floor-reference", choices=("candidate", "delta"), default=DiscoveryConfig.floor_reference,
+                    help="summarise: each candidate's own floor or delta^2")
     args = ap.parse_args()
     out = Path(args.out)
     if args.summarise:
-        summarise(out, args.statistic, args.min_jump, not args.veto)
+        summarise(out, args.statistic, args.min_jump, not args.veto, args.floor_decades, args.independence_decades,
+                  args.floor_reference)
         return
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ def main() -> None:
     p.add_argument("--n-traj", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--regime", choices=("regular", "chaotic"), default="regular",
+                   help="initial states of the FPUT chains (problems.systems.fput)")
     p.add_argument("--json", default=None, help="append the rows to this JSON file (written atomically)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -45,12 +47,12 @@ def main() -> None:
     for name in a.systems:
         for amp in a.amplitudes:
             n = a.n if name in HAS_N else None
-            s = get_system(name, n, amplitude=amp)
+            s = get_system(name, n, amplitude=amp, **({"regime": a.regime} if name.startswith("fput") else {}))
             gen = torch.Generator().manual_seed(a.seed)
             x0 = s.sample_initial(a.n_traj, gen)
             c0 = time.process_time()
             r = lyapunov_exponent(s, x0, a.T, step=a.step, generator=gen)
-            row = {"system": name, "n": n, "amplitude": amp, "n_traj": a.n_traj,
+            row = {"system": name, "n": n, "amplitude": amp, "n_traj": a.n_traj, "region": s.region.description,
                    **r.summary(), "cpu_s": time.process_time() - c0}
             rows.append(row)
             print(f"| {name} | {amp:g} | {row['T']:g} | {row['median']:.4f} ({row['q25']:.4f}-{row['q75']:.4f}) | "

@@ -177,8 +177,26 @@ def toda(n: int = 3, periodic: bool = False, amplitude: float = 1.0) -> Dynamica
 
 # ---------------------------------------------------------------------------------------------------
 # Fermi-Pasta-Ulam-Tsingou
+def alpha_saddle_energy(n_bonds: int, alpha: float) -> float:
+    r"""Lowest saddle of an alpha chain's potential :math:`\sum V(r_i)` on bonds with :math:`\sum r_i = 0`
+    (``n_bonds`` = N periodic, N + 1 fixed): below it the well around 0 is bounded.
+
+    At a critical point every :math:`V'(r_i) = r_i + \alpha r_i^2` is equal, so the bonds take two values
+    with :math:`r_a + r_b = -1/\alpha`; with :math:`k` bonds at :math:`r_a` and the sum zero,
+    :math:`r_b = k/(\alpha(m - 2k))`. (N = 3, alpha = 1/4: 16 periodic, 8 fixed.)
+    """
+    m, V = n_bonds, (lambda r: r * r / 2 + alpha * r**3 / 3)
+    out = []
+    for k in range(1, m):
+        if 2 * k != m:
+            rb = k / (alpha * (m - 2 * k))
+            ra = -1 / alpha - rb
+            out.append(k * V(ra) + (m - k) * V(rb))
+    return min(e for e in out if e > 0)
+
+
 def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: float | None = None,
-         amplitude: float = 1.0) -> DynamicalSystem:
+         amplitude: float = 1.0, regime: str = "regular") -> DynamicalSystem:
     r"""FPUT chain :math:`H = \sum p_i^2/2 + \sum_{\rm bonds} V(r)`, :math:`V(r) = r^2/2 + \alpha r^3/3 +
     \beta r^4/4`, bond :math:`r = q_{i+1} - q_i`.
 
@@ -195,11 +213,26 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
     momentum :math:`L = u_1 (e_2\cdot p) - u_2 (e_1\cdot p)` is a third integral (kept to 1e-13 by the
     integrator); ``expected`` is 3 there, a lower bound as for periodic Toda: with :math:`P \ne 0` the
     centre of mass is a clock, and the internal angles give further integrals smooth on :math:`P \ne 0`.
-    ``coupling``: alpha (default 0.25) or beta (default 1.0). Alpha chains reject initial states above
-    3/4 of the escape barrier :math:`1/(6\alpha^2)` (the cubic potential is unbounded below).
+    ``coupling``: alpha (default 0.25) or beta (default 1.0).
+
+    ``regime`` picks the initial states:
+
+    * ``"regular"`` (default): :math:`q_i, p_i \sim U(-a, a)`, ``a = amplitude``; alpha chains reject
+      states above 3/4 of a single bond's escape barrier :math:`1/(6\alpha^2)` (the cubic potential is
+      unbounded below). The motion is quasi-periodic at N = 3 (no chaotic trajectory over T = 500).
+    * ``"chaotic"``: where the N = 3 chains are measurably chaotic, so that the data show only the global
+      integrals (``docs/conservation.md``, Lyapunov table). Alpha chains: the energy shell
+      :math:`[0.94, 0.995]\,E_s` (periodic: of the internal energy, without :math:`P^2/2N`) below the lowest saddle :math:`E_s` (:func:`alpha_saddle_energy`), from
+      a box of half width :math:`\max(a, 4)`, keeping states whose bonds all exceed :math:`-1/\alpha` (then
+      the straight path to 0 stays below :math:`E_s`, so the state is inside the bounded well); further
+      below :math:`E_s` the fixed chain is regular (chaotic fraction 0 up to :math:`0.75 E_s`).
+      Beta chains: the box with :math:`a = \max(a, 3)` (the quartic dominates; 91% of fixed-chain
+      trajectories chaotic).
     """
     if kind not in ("alpha", "beta") or boundary not in ("periodic", "fixed") or n < 2:
         raise ValueError("fput: kind in {alpha, beta}, boundary in {periodic, fixed}, n >= 2")
+    if regime not in ("regular", "chaotic"):
+        raise ValueError(f"fput: regime is 'regular' or 'chaotic', got {regime!r}")
     N = n
     c = (0.25 if kind == "alpha" else 1.0) if coupling is None else float(coupling)
     al, be = (c, 0.0) if kind == "alpha" else (0.0, c)
@@ -236,21 +269,41 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
                 u, pi = x[..., :3] @ E.to(x).T, x[..., 3:] @ E.to(x).T
                 return u[..., 0] * pi[..., 1] - u[..., 1] * pi[..., 0]
             invariants["L"] = L
-    # the cubic alpha potential has an escape barrier V(-1/alpha) = 1/(6 alpha^2): stay below 3/4 of it
-    amp_q = amplitude
-    e_max = 0.75 / (6 * al * al) if al else None
+    e_min, admissible, amp_q = None, None, amplitude
+    if regime == "regular":
+        # the cubic alpha potential has an escape barrier V(-1/alpha) = 1/(6 alpha^2): stay below 3/4 of it
+        e_max = 0.75 / (6 * al * al) if al else None
+        where = f"q_i ~ U(-{amp_q}, {amp_q}), p_i ~ U(-{amplitude}, {amplitude})"
+    elif al:
+        e_s = alpha_saddle_energy(N if boundary == "periodic" else N + 1, al)
+        lo, hi = 0.94 * e_s, 0.995 * e_s
+        amp_q = amplitude = max(amplitude, 4.0)
+        e_max = None
+
+        def in_shell(x: Tensor) -> Tensor:
+            # the internal energy (periodic: without the centre of mass's P^2 / 2N) in the shell, and every
+            # bond above -1/alpha
+            e = H(x) - (x[..., N:].sum(-1) ** 2 / (2 * N) if boundary == "periodic" else 0.0)
+            return (e >= lo) & (e <= hi) & (bonds(x[..., :N]) > -1.0 / al).all(-1)
+        admissible = in_shell
+        where = (f"q_i, p_i ~ U(-{amp_q}, {amp_q}) with {'internal ' if boundary == 'periodic' else ''}energy in "
+                 f"[{lo:.3g}, {hi:.3g}] = [0.94, 0.995] x the lowest saddle, all bonds > {-1 / al:g} (chaotic regime)")
+    else:
+        e_max = None
+        amp_q = amplitude = max(amplitude, 2.0)
+        where = f"q_i, p_i ~ U(-{amp_q}, {amp_q}) (chaotic regime)"
     return DynamicalSystem(
         name=f"fput-{kind}-{boundary}", dim=2 * N, vector_field=_field(N, dV), n_dof=N, hamiltonian=H,
         dT_dp=_kin, dV_dq=dV,
-        region=InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N,
-                             f"q_i ~ U(-{amp_q}, {amp_q}), p_i ~ U(-{amplitude}, {amplitude})"),
+        region=InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where),
         invariants=invariants, expected=len(invariants), expected_involution=len(invariants),
-        params={"n": N, "alpha": al, "beta": be, "boundary": boundary},
+        params={"n": N, "alpha": al, "beta": be, "boundary": boundary, "regime": regime},
         # integrable internal flow + a free centre of mass: like periodic Toda, "at least" (see toda)
         expected_is_lower_bound="L" in invariants,
         notes=("integrable at N = 3: energy, momentum and the normal-mode angular momentum L"
                if "L" in invariants else
-               "non-integrable: energy" + (" and momentum" if boundary == "periodic" else "")), max_energy=e_max)
+               "non-integrable: energy" + (" and momentum" if boundary == "periodic" else "")), max_energy=e_max,
+        min_energy=e_min, admissible=admissible)
 
 
 # ---------------------------------------------------------------------------------------------------

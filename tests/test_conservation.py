@@ -157,6 +157,26 @@ def test_floor_rule_exact_polynomials():
                                          abs(math.log10(1.5e-6) + 4), abs(math.log10(1e-6) + 4)))
 
 
+def test_floor_rule_with_each_candidates_own_floor():
+    """With own floors F_k a candidate counts when L_k < 10^0.75 F_k (100 F_k if exact) and its median
+    deflation factor is below 10^1.5. Periodic Toda (N = 3, measured): the third integral at 2.1e-5 sits 2.6x
+    above its own floor 8.0e-6 (counted, although above delta^2 x 10); the fourth, 87x above (not); the
+    fifth is conserved-looking (3x its floor) but nearly dependent, D = 113 (not)."""
+    rule = FloorRule(1e-3, 0.75, exact_decades=2.0, independence_decades=1.5)
+    losses = [1.0e-6, 8.4e-6, 2.1e-5, 1.4e-4, 1.1e-3]
+    floors = [1.0e-6, 2.6e-6, 8.0e-6, 1.7e-6, 3.6e-4]
+    D = [1.0, 1.0, 2.3, 1.02, 113.0]
+    d = rule.decide(losses, exact=[True, False, False, False, False], floors=floors, deflation=D)
+    assert d.counted_indices == (1, 2, 3) and d.n == 3
+    t = 10**0.75
+    assert d.thresholds == pytest.approx([1e-4, 2.6e-6 * t, 8.0e-6 * t, 1.7e-6 * t, 3.6e-4 * t])
+    # nearest boundary: the second candidate, 3.2x its floor against the bar of 5.6x
+    assert d.margin == pytest.approx(0.75 - math.log10(8.4e-6 / 2.6e-6))
+    # without the independence figures only the losses decide; with the global floor the third fails
+    assert rule.decide(losses, floors=floors).n == 4
+    assert FloorRule(1e-3, 1.0).decide(losses).n == 2                      # the 23 Nov rule
+
+
 # ------------------------------------------------------------------------------ checks
 def test_span_check_against_known():
     """A known set spans itself; a strict subset does not contain the rest."""

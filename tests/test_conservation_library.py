@@ -133,7 +133,12 @@ def test_discover_finds_the_cubic_integral_of_the_1to2_oscillator():
     ho = tr.X[res.split[1]]
     assert all(constancy(h, ho)["median"] < 1e-4 for h in res.conserved)
     assert span_check(res.conserved, s.invariants, ho.reshape(-1, 4)).spans()
-    assert JumpRule().decide(res.losses).n == 3 and FloorRule().decide(res.losses).n == 3
+    assert JumpRule().decide(res.losses).n == 3 and FloorRule().decide(res.losses).n == 3 and res.n_conserved == 3
+    # an exact integral's loss is its floor (the loss with grad H . v = 0) plus the velocity error: the
+    # floor statistic describes the candidate, not the data
+    for f in res.fits:
+        assert f.stats["floor_loss"] <= f.stats["median"] * 1.01 and f.stats["median"] < 3 * f.stats["floor_loss"]
+        assert 1.0 <= f.stats["deflation"] < 10
 
 
 def test_exactness_is_judged_against_the_finite_difference_error():

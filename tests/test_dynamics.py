@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from problems.systems import SYSTEMS, get_system
+from problems.systems import SYSTEMS, alpha_saddle_energy, get_system
 from sciml.dynamics import (DOP853, DynamicalSystem, InitialRegion, Leapfrog, Yoshida4, load_trajectories,
                             lyapunov_exponent, save_trajectories, simulate)
 from sciml.io import DataError
@@ -79,6 +80,56 @@ def test_alpha_fput_initial_states_below_barrier():
     s = get_system("fput-alpha-fixed", 4)
     x = s.sample_initial(200, torch.Generator().manual_seed(0))
     assert (s.hamiltonian(x) <= s.max_energy).all() and x.shape == (200, 8)
+
+
+@pytest.mark.parametrize("n_bonds", [3, 4, 5, 7])
+def test_alpha_saddle_energy_is_the_mountain_pass(n_bonds):
+    # hand values for N = 3, alpha = 1/4 (bonds -8, 4, 4 periodic; -6, 2, 2, 2 fixed), and for every size
+    # brute force: along a straight ray r = t u (unit u, sum u = 0) the potential t^2/2 + a t^3 B/3, with
+    # B = sum u^3 < 0, peaks at 1/(6 a^2 B^2); the saddle sits at the top of its own ray, and no escaping
+    # path stays below it, so the lowest ray barrier over all directions is the saddle energy
+    a = 0.25
+    if n_bonds == 3:
+        assert alpha_saddle_energy(3, a) == pytest.approx(16.0)
+    if n_bonds == 4:
+        assert alpha_saddle_energy(4, a) == pytest.approx(8.0)
+    e_s = alpha_saddle_energy(n_bonds, a)
+    u = torch.randn(400_000, n_bonds, generator=torch.Generator().manual_seed(n_bonds), dtype=torch.float64)
+    u = u - u.mean(-1, keepdim=True)
+    u = u / u.norm(dim=-1, keepdim=True)
+    B = (u**3).sum(-1)
+    barrier = 1 / (6 * a * a * B.clamp(max=-1e-12) ** 2)
+    assert barrier.min() >= e_s * (1 - 1e-9)                            # no ray escapes below the saddle
+    assert barrier.min() <= e_s * 1.03                                  # and the best ray nearly reaches it
+
+
+@pytest.mark.parametrize("name", ["fput-alpha-fixed", "fput-alpha-periodic"])
+def test_chaotic_alpha_chains_sample_the_shell_and_stay_bounded(name):
+    s = get_system(name, 3, regime="chaotic")
+    e_s = 8.0 if name.endswith("fixed") else 16.0
+    tr = simulate(s, 16, 501, 0.1, generator=torch.Generator().manual_seed(0))
+    X = torch.from_numpy(tr.X)
+    E = s.hamiltonian(X[:, 0])
+    if name.endswith("periodic"):
+        E = E - X[:, 0, 3:].sum(-1) ** 2 / 6                            # internal energy
+    assert (E >= 0.94 * e_s - 1e-9).all() and (E <= 0.995 * e_s + 1e-9).all()
+    assert torch.isfinite(X).all() and tr.attrs["energy_drift"] < 1e-4  # nothing escaped over T = 50
+    q = X[..., :3]
+    bonds = (torch.roll(q, -1, -1) - q) if name.endswith("periodic") else torch.diff(q, dim=-1, prepend=0 * q[..., :1],
+                                                                                       append=0 * q[..., :1])
+    assert bonds.abs().max() < 20                                        # the bonds stayed in the well
+
+
+def test_energy_window_and_admissible_mask():
+    s = get_system("ho1d")
+    s = dataclasses.replace(s, min_energy=0.2, max_energy=0.3, admissible=lambda x: x[..., 0] > 0)
+    x = s.sample_initial(300, torch.Generator().manual_seed(0))
+    H = s.hamiltonian(x)
+    assert x.shape == (300, 2) and (H >= 0.2).all() and (H <= 0.3).all() and (x[:, 0] > 0).all()
+    with pytest.raises(RuntimeError, match="widen"):
+        dataclasses.replace(s, min_energy=50.0, max_energy=60.0).sample_initial(4)
+    with pytest.raises(ValueError, match="regime"):
+        get_system("fput-beta-fixed", 3, regime="hot")
 
 
 def test_fput_beta_periodic_n3_angular_momentum_is_special():
@@ -209,3 +260,11 @@ def test_cli_simulate_and_bad_input(tmp_path, capsys):
     assert abs(lyap["median"]) < 1e-6 and lyap["chaotic_fraction"] == 0.0
     assert np.abs(tr.X[:, 0]).max() > 1.0 and "U(-2.0, 2.0)" in tr.attrs["region"]
     assert "chaotic fraction 0.00" in capsys.readouterr().out
+    # --regime chaotic: the alpha chain's shell below its saddle (E_s = 8 for the fixed chain, N = 3)
+    assert main(["simulate", "fput-alpha-fixed", "--regime", "chaotic", "--n-traj", "4", "--n-times", "20",
+                 "--out", str(out)]) == 0
+    tr = load_trajectories(out)
+    E = get_system("fput-alpha-fixed", 3).hamiltonian(torch.from_numpy(tr.X[:, 0]))
+    assert ((E > 0.94 * 8 - 1e-9) & (E < 0.995 * 8 + 1e-9)).all() and "chaotic" in tr.attrs["region"]
+    assert main(["simulate", "ho1d", "--regime", "chaotic", "--out", str(out)]) == 2
+    assert "--regime" in capsys.readouterr().err

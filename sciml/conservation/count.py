@@ -54,6 +54,7 @@ class CountDecision:
         n_jump: the count from the jump alone (before the constancy veto).
         constancy: the held-out relative spreads used by the veto.
         counted: which candidates count (1-based; ``None``: the first ``n``).
+        thresholds: per candidate, the loss below which it counts (floor rule; ``None``: jump rule).
     """
 
     n: int
@@ -66,6 +67,7 @@ class CountDecision:
     n_jump: int = -1
     constancy: tuple[float, ...] | None = None
     counted: tuple[int, ...] | None = None
+    thresholds: tuple[float, ...] | None = None
 
     @property
     def counted_indices(self) -> tuple[int, ...]:
@@ -137,8 +139,7 @@ class FloorRule:
 
     An exact integral's per-point loss is the guard's floor :math:`\delta^2` (times
     :math:`m/\|g\|^2`, about 1 at the median) plus finite-difference error; the rule counts the
-    candidates with :math:`L_k < \tau = \delta^2\,10^{D}` (``decades`` :math:`D` above the floor, default
-    1). Unlike :class:`JumpRule` it does not need a non-conserved candidate after the conserved ones, so
+    candidates with :math:`L_k < \tau = \delta^2\,10^{D}` (``decades`` :math:`D` above the floor). Unlike :class:`JumpRule` it does not need a non-conserved candidate after the conserved ones, so
     *approximate* integrals of regular (near-integrable) data - losses 1e-5 to 1e-3, a staircase of
     small steps below the virtual end - are not counted. It relies on the velocities being accurate
     enough that an exact integral reaches the floor (check: the first candidate's loss).
@@ -150,17 +151,35 @@ class FloorRule:
     angle above about 6 degrees). The energy of the periodic FPUT-beta chain after :math:`P` and
     :math:`L` scores 1.1e-5 that way: exact, but a decade above the floor.
 
-    The margin is the distance in decades of the candidate nearest to its threshold.
+    **Each candidate's own floor** (``floors`` given; the default of :func:`~sciml.conservation.discover`).
+    The floor an exact integral reaches depends on its gradients: the guard term is
+    :math:`\delta^2 m/\|g\|^2` and the deflation factor :math:`D = (\sin^2\theta + \epsilon)^{-1}` divides
+    by the squared sine between :math:`\nabla H_k` and the earlier span, so an exact integral that is
+    nearly dependent on the earlier ones over part of the data sits well above :math:`\delta^2` (the third
+    integral of the periodic Toda lattice: median 7.5e-6 with the exact :math:`\mathrm{tr}\,L^3`, median
+    :math:`D` = 3.5). With ``floors`` :math:`F_k` - the held-out median of the loss the candidate would have
+    with :math:`\langle g, \hat v\rangle = 0`, i.e. :math:`\delta^2 m/(\|g\|^2 + \delta^2 m)\,D` - the
+    thresholds become :math:`F_k\,10^{D}` (:math:`F_k\,10^{D_x}` for exact polynomials), which measure
+    conservation alone, and independence is checked apart: the held-out median of :math:`D` must stay
+    below :math:`10^{D_i}` (``independence_decades``; 1.5: a typical angle above about 10 degrees).
+    Calibrated once on the N = 3 catalogue (``docs/conservation.md``): :math:`D = 0.75`, :math:`D_i = 1.5`
+    (trained true integrals sit 1.2-3.2x above their floors, approximate ones of chaotic data 12x and more,
+    candidates squeezed into the earlier span have :math:`D \ge 94`); with the global floor the rule was
+    calibrated at :math:`D = 1`.
+
+    The margin is the distance in decades of the candidate nearest to its threshold(s).
 
     Args:
         floor: :math:`\delta` of the loss (``DiscoveryConfig.floor``).
         decades: :math:`D`.
         exact_decades: :math:`D_x`.
+        independence_decades: :math:`D_i` (used with ``deflation``).
     """
 
     floor: float = 1e-3
-    decades: float = 1.0
+    decades: float = 0.75
     exact_decades: float = 2.0
+    independence_decades: float = 1.5
 
     @property
     def threshold(self) -> float:
@@ -171,30 +190,49 @@ class FloorRule:
         return self.floor**2 * 10**self.exact_decades
 
     def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
-               constancy: Sequence[float] | None = None, exact: Sequence[bool] | None = None) -> CountDecision:
-        """Decide the count from held-out losses ``L_1..L_K`` (arguments as :meth:`JumpRule.decide`;
+               constancy: Sequence[float] | None = None, exact: Sequence[bool] | None = None,
+               floors: Sequence[float] | None = None, deflation: Sequence[float] | None = None) -> CountDecision:
+        r"""Decide the count from held-out losses ``L_1..L_K`` (arguments as :meth:`JumpRule.decide`;
         ``constancy`` is only recorded).
 
         Args:
             exact: per candidate, whether it is a polynomial shown exact against the velocity error
                 (:mod:`sciml.conservation.library`); such a candidate counts below the looser
                 ``exact_threshold`` (its loss only has to show it independent of the earlier laws).
+            floors: per candidate, its own floor :math:`F_k` (held-out ``floor_loss``); ``None``: the
+                global :math:`\delta^2`.
+            deflation: per candidate, the held-out median deflation factor (independence check, with
+                ``floors``).
         """
         if not losses:
             raise ValueError("no losses to decide from")
-        thr, thr_x = math.log10(self.threshold), math.log10(self.exact_threshold)
+        K = len(losses)
         ell = [math.log10(max(float(x), 1e-300)) for x in losses]
-        ex = [bool(e) for e in exact] if exact is not None else [False] * len(ell)
-        lim = [thr_x if x else thr for x in ex]
-        counted = tuple(k + 1 for k, e in enumerate(ell) if e < lim[k])
+        ex = [bool(e) for e in exact] if exact is not None else [False] * K
+        base = ([math.log10(max(float(f), 1e-300)) for f in floors] if floors is not None
+                else [2 * math.log10(self.floor)] * K)
+        lim = [b + (self.exact_decades if x else self.decades) for b, x in zip(base, ex)]
+        # per candidate: decades inside the boundary (> 0: counted); independence only with own floors
+        score = [t - e for e, t in zip(ell, lim)]
+        if floors is not None and deflation is not None:
+            score = [min(sc, self.independence_decades - math.log10(max(float(dk), 1e-300)))
+                     for sc, dk in zip(score, deflation)]
+        counted = tuple(k + 1 for k, sc in enumerate(score) if sc > 0)
         if cap is not None:
             counted = counted[:cap]
         n = len(counted)
-        margin = min(abs(e - t) for e, t in zip(ell, lim))
-        seq = ell + [thr]
-        gaps = [seq[k + 1] - seq[k] for k in range(len(ell))]
-        capped = n == len(losses) and not complete
-        rule = (f"candidates with held-out loss below {self.threshold:.0e} (floor delta^2 = {self.floor**2:.0e} x "
-                f"10^{self.decades:g}), or below {self.exact_threshold:.0e} for exact polynomials")
+        margin = min(abs(sc) for sc in score)
+        seq = ell + [lim[-1]]
+        gaps = [seq[k + 1] - seq[k] for k in range(K)]
+        capped = n == K and not complete
+        if floors is None:
+            rule = (f"candidates with held-out loss below {self.threshold:.0e} (floor delta^2 = {self.floor**2:.0e} x "
+                    f"10^{self.decades:g}), or below {self.exact_threshold:.0e} for exact polynomials")
+        else:
+            rule = (f"candidates with held-out loss below 10^{self.decades:g} x their own floor (10^"
+                    f"{self.exact_decades:g} for exact polynomials)"
+                    + (f" and median deflation factor below 10^{self.independence_decades:g}"
+                       if deflation is not None else ""))
         return CountDecision(n, tuple(seq), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule, n,
-                             tuple(float(c) for c in constancy) if constancy is not None else None, counted)
+                             tuple(float(c) for c in constancy) if constancy is not None else None, counted,
+                             tuple(10 ** t for t in lim))

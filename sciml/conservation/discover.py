@@ -21,7 +21,7 @@ from ..run import ConfigError, RunDir, Status, config_to_dict, get_logger, param
 from .checks import constancy
 from .count import CountDecision, FloorRule, JumpRule
 from .data import PointSet, make_points, split_trajectories
-from .losses import orthonormal_span, point_loss, value_spread
+from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
 from .library import MonomialFeatures, library_degree_for, library_fit, whitening
 from .model import ConservedQuantity, LearnedInvariant
 
@@ -60,9 +60,17 @@ class DiscoveryConfig:
                       doc="count rule: 'jump' (largest jump in log loss, JumpRule) or 'floor' (candidates within "
                           "floor_decades of the loss floor delta^2, FloorRule)")
     min_jump: float = param(1.0, gt=0, doc="count rule: smallest decisive jump, decades of loss")
-    floor_decades: float = param(1.0, gt=0, doc="floor rule: decades above delta^2 a counted candidate may sit")
+    floor_decades: float = param(0.75, gt=0, doc="floor rule: decades above its floor a counted candidate may sit "
+                                                 "(calibrated: docs/conservation.md; 1.0 for floor_reference 'delta')")
     floor_exact_decades: float = param(2.0, gt=0, doc="floor rule: the same for an exact polynomial (its loss only "
                                                       "has to show it independent of the earlier laws)")
+    floor_reference: str = param("candidate", choices=("candidate", "delta"),
+                                 doc="floor rule: measure each candidate against its own floor (the loss an exact "
+                                     "integral with its gradients would have: 'candidate', with the independence "
+                                     "check) or against delta^2 ('delta', the earlier rule)")
+    independence_decades: float = param(1.5, gt=0, doc="floor rule with own floors: a counted candidate's held-out "
+                                                       "median deflation factor stays below 10^this (a typical "
+                                                       "angle to the earlier laws above ~10 degrees at 1.5)")
     veto: bool = param(False, doc="count rule: also require held-out constancy < constancy_tol (off: it "
                                   "cost more right counts than it saved across the catalogue)")
     constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
@@ -103,8 +111,22 @@ def exact_flags(stats: list[dict[str, Any]]) -> list[bool]:
 def count_rule(cfg: DiscoveryConfig) -> FloorRule | JumpRule:
     """The count rule the config names."""
     if cfg.rule == "floor":
-        return FloorRule(cfg.floor, cfg.floor_decades, cfg.floor_exact_decades)
+        return FloorRule(cfg.floor, cfg.floor_decades, cfg.floor_exact_decades, cfg.independence_decades)
     return JumpRule(cfg.min_jump, constancy_tol=cfg.constancy_tol)
+
+
+def decide_count(rule: FloorRule | JumpRule, stats: list[dict[str, Any]], losses: list[float], *, complete: bool,
+                 cap: int, floor_reference: str = "candidate", veto: bool = False) -> CountDecision:
+    """The rule's decision from the candidates' held-out statistics (also those read back from
+    ``summary.json`` or the reproduction table's JSON; older files without ``floor_loss`` fall back to
+    the global floor)."""
+    if isinstance(rule, FloorRule):
+        own = floor_reference == "candidate" and all("floor_loss" in st for st in stats)
+        return rule.decide(losses, complete=complete, cap=cap, exact=exact_flags(stats),
+                           floors=[st["floor_loss"] for st in stats] if own else None,
+                           deflation=[st["deflation"] for st in stats] if own else None)
+    return rule.decide(losses, complete=complete, cap=cap,
+                       constancy=[st["constancy"] for st in stats] if veto else None)
 
 
 def loss_statistics(pl: Tensor) -> dict[str, float]:
@@ -224,6 +246,17 @@ def _evaluate(gx: Tensor, pts: PointSet, Q: Tensor, prev_x: Tensor | None,
                               eps=cfg.deflation_eps, prev_unit_x=None if prev_x is None else prev_x[sl],
                               g_x=gx[sl], n_dof=n_dof, bracket_weight=cfg.bracket_weight, m=m).detach())
     return torch.cat(out)
+
+
+def _floor_geometry(gx: Tensor, Q: Tensor, cfg: DiscoveryConfig, scale: Tensor) -> dict[str, float]:
+    r"""What an exact integral with this candidate's gradients would score: held-out medians of the
+    deflation factor :math:`D` and of the floor-only loss :math:`\delta^2 m/(\|g\|^2 + \delta^2 m)\,D`
+    (the loss with :math:`\langle g, \hat v\rangle = 0`)."""
+    g = gx * scale
+    g2 = (g * g).sum(-1)
+    f2 = cfg.floor * cfg.floor * g2.mean()
+    D = deflation_factor(g, Q, cfg.alpha, cfg.deflation_eps)
+    return {"deflation": float(D.double().median()), "floor_loss": float((f2 / (g2 + f2) * D).double().median())}
 
 
 class TrajectoryWindows:
@@ -407,6 +440,7 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
         l_tr = _evaluate(gtr, train, Q_tr, prev_tr, cfg, n_dof, scale)
         st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
         st_te["value_spread"] = _heldout_value_spread(model, gte, test, Q_te, scale)
+        st_te.update(_floor_geometry(gte, Q_te, cfg, scale))
         st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
         st_te["start"] = (EXACT_START if exact else "polynomial" if (lib is not None and chosen[0] == n_random)
                           else f"random {chosen[0]}")
@@ -436,13 +470,8 @@ def discover(traj: Trajectories, config: DiscoveryConfig | None = None, *, devic
     if fits:
         cap_n = n_dof if cfg.involution else d - 1
         complete = len(fits) == d - 1 and not cfg.involution
-        rule = count_rule(cfg)
-        if isinstance(rule, FloorRule):
-            decision = rule.decide([f.loss for f in fits], complete=complete, cap=cap_n,
-                                   exact=exact_flags([f.stats for f in fits]))
-        else:
-            decision = rule.decide([f.loss for f in fits], complete=complete, cap=cap_n,
-                                   constancy=[f.stats["constancy"] for f in fits] if cfg.veto else None)
+        decision = decide_count(count_rule(cfg), [f.stats for f in fits], [f.loss for f in fits], complete=complete,
+                                cap=cap_n, floor_reference=cfg.floor_reference, veto=cfg.veto)
         n = decision.n
     seconds = time.perf_counter() - t_start
     if status == Status.SUCCESS:

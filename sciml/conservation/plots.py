@@ -21,17 +21,17 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
     ax.semilogy(ks, [f.loss for f in res.fits], "o-", label="held-out loss")
     ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
     K = len(ks)
-    if res.config.rule == "floor":  # counted: below the threshold line (the looser one for exact polynomials)
-        from .count import FloorRule
-        from .discover import count_rule, exact_flags
+    if res.config.rule == "floor":  # counted: below its threshold (own floor x 10^D, or the global line)
+        from .discover import exact_flags
 
-        rule = count_rule(res.config)
-        assert isinstance(rule, FloorRule)
-        ax.axhline(rule.threshold, color="gray", ls="--", label=f"floor rule threshold {rule.threshold:.0e}")
+        thr = list(d.thresholds or [])
+        if len(set(thr)) <= 2 and not any("floor_loss" in f.stats for f in res.fits):
+            for t, ls in zip(sorted(set(thr)), ("--", ":")):
+                ax.axhline(t, color="gray", ls=ls, label=f"threshold {t:.0e}")
+        else:
+            ax.semilogy(ks, thr, "_", color="gray", ms=16, mew=2, label="threshold (own floor x 10^D)")
         exact = [f.index for f, x in zip(res.fits, exact_flags([f.stats for f in res.fits])) if x]
         if exact:
-            ax.axhline(rule.exact_threshold, color="gray", ls=":",
-                       label=f"threshold for exact polynomials {rule.exact_threshold:.0e}")
             ax.semilogy(exact, [res.fits[k - 1].loss for k in exact], "s", mfc="none", color="C2", ms=9,
                         label="exact polynomial")
         cnt = list(d.counted_indices)

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step", type=float, default=None, help="largest internal step (symplectic)")
     p.add_argument("--amplitude", type=float, default=1.0,
                    help="half width a of the initial-state box (q, p ~ U(-a, a) around the system's centre)")
+    p.add_argument("--regime", choices=("regular", "chaotic"), default="regular",
+                   help="FPUT chains: 'regular' (the box, quasi-periodic at N = 3) or 'chaotic' (an energy shell "
+                        "below the alpha chains' saddle, a wider box for beta: only H and P survive)")
     p.add_argument("--lyapunov", type=float, default=0.0, metavar="T",
                    help="also measure the largest Lyapunov exponent over time T on up to 32 of the initial "
                         "states (is the data chaotic? regular data admit extra local integrals); stored as "
@@ -57,8 +60,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--lyapunov", f"must be a time T > 0 (or 0: off), got {args.lyapunov}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.regime != "regular" and not args.system.startswith("fput"):
+        raise ConfigError("--regime", f"only the FPUT chains have a chaotic regime, not {args.system}; drop it")
     try:
-        system = get_system(args.system, args.n, amplitude=args.amplitude)
+        system = get_system(args.system, args.n, amplitude=args.amplitude,
+                            **({"regime": args.regime} if args.system.startswith("fput") else {}))
     except ValueError as e:
         raise ConfigError("--n", str(e)) from None
     kw = {} if args.max_step is None else {"max_step": args.max_step}

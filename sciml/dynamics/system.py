@@ -61,6 +61,10 @@ class DynamicalSystem:
         params: physical parameters (stored with the trajectories).
         notes: one line on what the count means for this system.
         max_energy: reject initial states above this energy (``None``: keep all).
+        min_energy: reject initial states below this energy (``None``: keep all); with ``max_energy`` an
+            energy shell, e.g. where a chain is chaotic.
+        admissible: ``x -> bool`` mask of allowed initial states (e.g. inside a potential well's bounded
+            component), applied with the energy window; ``None``: all.
         expected_is_lower_bound: theory guarantees only "at least ``expected``" integrals.
     """
 
@@ -79,22 +83,34 @@ class DynamicalSystem:
     notes: str = ""
     max_energy: float | None = None
     expected_is_lower_bound: bool = False
+    min_energy: float | None = None
+    admissible: Callable[[Tensor], Tensor] | None = None
 
     def sample_initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` initial states from :attr:`region`, rejecting those with ``H > max_energy`` (e.g. above an
-        escape barrier) when both are set."""
-        if self.max_energy is None or self.hamiltonian is None:
+        """``n`` initial states from :attr:`region`, keeping those with ``min_energy <= H <= max_energy``
+        (e.g. below an escape barrier, or on a chaotic energy shell) and :attr:`admissible`, when set."""
+        window = self.hamiltonian is not None and (self.max_energy is not None or self.min_energy is not None)
+        if not window and self.admissible is None:
             return self.region.sample(n, generator)
         kept: list[Tensor] = []
         have, tries = 0, 0
         while have < n:
-            x = self.region.sample(max(2 * (n - have), 16), generator)
-            x = x[self.hamiltonian(x) <= self.max_energy]
-            kept.append(x)
-            have += x.shape[0]
+            x = self.region.sample(max(2 * (n - have), 256), generator)
+            ok = torch.ones(x.shape[0], dtype=torch.bool)
+            if window:
+                E = self.hamiltonian(x)
+                if self.max_energy is not None:
+                    ok &= E <= self.max_energy
+                if self.min_energy is not None:
+                    ok &= E >= self.min_energy
+            if self.admissible is not None:
+                ok &= self.admissible(x)
+            kept.append(x[ok])
+            have += int(ok.sum())
             tries += 1
-            if tries > 1000:
-                raise RuntimeError(f"{self.name}: region rarely has H <= {self.max_energy}; widen max_energy")
+            if tries > 2000:
+                raise RuntimeError(f"{self.name}: the region rarely gives states with H in [{self.min_energy}, "
+                                   f"{self.max_energy}]; widen the window or the region")
         return torch.cat(kept)[:n]
 
     @property
