@@ -53,12 +53,14 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print(f"{args.traj}: state dim {traj.dim}, {traj.n_trajectories} trajectories x {traj.n_times} samples")
         floor = cfg.rule == "floor"
         print(f"  k   {'held-out ' + cfg.statistic:<22} median loss  value spread  constancy  start              "
-              + ("counted" if floor else "jump to next (decades)"))
+              + ("threshold  deflation  counted" if floor else "jump to next (decades)"))
+        thr = list(res.decision.thresholds or []) if res.decision else []
         gaps = res.decision.gaps if res.decision else []
         counted = set(res.decision.counted_indices) if res.decision else set()
         for i, f in enumerate(res.fits):
             last = "  <- count" if i + 1 == res.n_conserved else ""
-            tail = ("yes" if f.index in counted else "no") if floor else f"{gaps[i]:+.2f}{last}"
+            tail = (f"{thr[i]:<10.2e} {f.stats.get('deflation', float('nan')):<10.2f} "
+                    f"{'yes' if f.index in counted else 'no'}") if floor else f"{gaps[i]:+.2f}{last}"
             print(f"  {f.index:<3} {f.loss:<22.3e} {f.stats['median']:<12.3e} {f.stats['value_spread']:<13.3e} "
                   f"{f.stats['constancy']:<10.2e} {f.stats.get('start', '-'):<18} {tail}")
         if floor and res.decision is not None:

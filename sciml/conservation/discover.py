@@ -203,6 +203,7 @@ class Discovery:
             "margin": d.margin if d else None, "gaps": list(d.gaps) if d else None,
             "n_jump": d.n_jump if d else None, "constancy": [f.stats.get("constancy") for f in self.fits],
             "counted": list(d.counted_indices) if d else [],
+            "thresholds": list(d.thresholds) if d and d.thresholds else None,
             "rule": d.rule if d else None, "involution": self.config.involution, "dim": self.dim,
             "seconds": self.seconds, "seconds_per_law": [f.seconds for f in self.fits],
             "config": config_to_dict(self.config),

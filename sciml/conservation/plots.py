@@ -25,7 +25,7 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
         from .discover import exact_flags
 
         thr = list(d.thresholds or [])
-        if len(set(thr)) <= 2 and not any("floor_loss" in f.stats for f in res.fits):
+        if res.config.floor_reference == "delta":   # one threshold (and a looser one for exact polynomials)
             for t, ls in zip(sorted(set(thr)), ("--", ":")):
                 ax.axhline(t, color="gray", ls=ls, label=f"threshold {t:.0e}")
         else:
