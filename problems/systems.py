@@ -25,7 +25,9 @@ Build one with :func:`get_system` (``get_system("toda-open", n=3)``); :data:`SYS
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -178,6 +180,51 @@ def toda(n: int = 3, periodic: bool = False, amplitude: float = 1.0) -> Dynamica
 
 # ---------------------------------------------------------------------------------------------------
 # Fermi-Pasta-Ulam-Tsingou
+@dataclass(frozen=True)
+class EnergyShellRegion(InitialRegion):
+    r"""Box states whose ``energy`` lies in ``[lo, hi]`` and whose ``bonds`` all exceed ``r_min``.
+
+    Drawn by rejection from the box while at least ``1e-4`` of box states qualify (the alpha chains up to
+    N = 4, and periodic N = 5); beyond that (the box's energies grow with N while the shell does not),
+    box states are **scaled radially** onto target energies drawn uniformly in ``[lo, hi]``: along
+    :math:`s \mapsto s x` with every bond above ``r_min`` (= :math:`-1/\alpha`) both the kinetic and every
+    bond's potential increase, so the target is reached by bisection on ``s``.
+    """
+
+    energy: Callable[[Tensor], Tensor] | None = None
+    bonds: Callable[[Tensor], Tensor] | None = None
+    lo: float = 0.0
+    hi: float = 0.0
+    r_min: float = -math.inf
+
+    @functools.cached_property
+    def hit_rate(self) -> float:
+        """Fraction of box states in the shell (a fixed probe of 2^16, so the caller's stream is untouched)."""
+        x = super().sample(1 << 16, torch.Generator().manual_seed(12345))
+        e = self.energy(x)
+        return float(((e >= self.lo) & (e <= self.hi) & (self.bonds(x) > self.r_min).all(-1)).double().mean())
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float64) -> Tensor:
+        if self.hit_rate >= 1e-4:  # plain box states; DynamicalSystem.admissible keeps those in the shell
+            return super().sample(n, generator, dtype)
+        x = super().sample(max(4 * n, 4096), generator, dtype)
+        x = x[(self.bonds(x) > self.r_min).all(-1)]
+        target = self.lo + (self.hi - self.lo) * torch.rand(len(x), generator=generator, dtype=dtype)
+        r = self.bonds(x)
+        # largest scale keeping every bond above r_min (bonds >= 0 never cross it)
+        lim = torch.where(r < 0, self.r_min / r.clamp(max=-1e-300), torch.full_like(r, math.inf)).amin(-1)
+        s_hi = torch.minimum(lim * (1 - 1e-9), torch.full_like(lim, 1e3))
+        keep = self.energy(s_hi[:, None] * x) >= target
+        x, target, s_hi = x[keep], target[keep], s_hi[keep]
+        s_lo = torch.zeros_like(s_hi)
+        for _ in range(60):  # bisection: energy(s x) increases with s on [0, s_hi]
+            mid = (s_lo + s_hi) / 2
+            up = self.energy(mid[:, None] * x) < target
+            s_lo, s_hi = torch.where(up, mid, s_lo), torch.where(up, s_hi, mid)
+        return ((s_lo + s_hi) / 2)[:, None] * x
+
+
 def alpha_saddle_energy(n_bonds: int, alpha: float) -> float:
     r"""Lowest saddle of an alpha chain's potential :math:`\sum V(r_i)` on bonds with :math:`\sum r_i = 0`
     (``n_bonds`` = N periodic, N + 1 fixed): below it the well around 0 is bounded.
@@ -271,7 +318,7 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
                 u, pi = x[..., :3] @ E.to(x).T, x[..., 3:] @ E.to(x).T
                 return u[..., 0] * pi[..., 1] - u[..., 1] * pi[..., 0]
             invariants["L"] = L
-    e_min, admissible, amp_q = None, None, amplitude
+    e_min, admissible, amp_q, shell = None, None, amplitude, None
     if regime == "regular":
         # the cubic alpha potential has an escape barrier V(-1/alpha) = 1/(6 alpha^2): stay below 3/4 of it
         e_max = 0.75 / (6 * al * al) if al else None
@@ -282,14 +329,18 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
         amp_q = amplitude = max(amplitude, 4.0)
         e_max = None
 
+        def internal(x: Tensor) -> Tensor:
+            # the internal energy: periodic chains without the centre of mass's P^2 / 2N
+            return H(x) - (x[..., N:].sum(-1) ** 2 / (2 * N) if boundary == "periodic" else 0.0)
+
         def in_shell(x: Tensor) -> Tensor:
-            # the internal energy (periodic: without the centre of mass's P^2 / 2N) in the shell, and every
-            # bond above -1/alpha
-            e = H(x) - (x[..., N:].sum(-1) ** 2 / (2 * N) if boundary == "periodic" else 0.0)
-            return (e >= lo) & (e <= hi) & (bonds(x[..., :N]) > -1.0 / al).all(-1)
+            e = internal(x)
+            return (e >= lo * (1 - 1e-9)) & (e <= hi * (1 + 1e-9)) & (bonds(x[..., :N]) > -1.0 / al).all(-1)
         admissible = in_shell
         where = (f"q_i, p_i ~ U(-{amp_q}, {amp_q}) with {'internal ' if boundary == 'periodic' else ''}energy in "
-                 f"[{lo:.3g}, {hi:.3g}] = [0.94, 0.995] x the lowest saddle, all bonds > {-1 / al:g} (chaotic regime)")
+                 f"[{lo:.3g}, {hi:.3g}] = [0.94, 0.995] x the lowest saddle, all bonds > {-1 / al:g} (chaotic regime;"
+                 f" scaled radially onto the shell where the box rarely hits it)")
+        shell = dict(energy=internal, bonds=lambda x: bonds(x[..., :N]), lo=lo, hi=hi, r_min=-1.0 / al)
     else:
         e_max = None
         amp_q = amplitude = max(amplitude, 2.0)
@@ -297,7 +348,8 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
     return DynamicalSystem(
         name=f"fput-{kind}-{boundary}", dim=2 * N, vector_field=_field(N, dV), n_dof=N, hamiltonian=H,
         dT_dp=_kin, dV_dq=dV,
-        region=InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where),
+        region=(EnergyShellRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where, **shell) if shell
+                else InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where)),
         invariants=invariants, expected=len(invariants), expected_involution=len(invariants),
         params={"n": N, "alpha": al, "beta": be, "boundary": boundary, "regime": regime},
         # integrable internal flow + a free centre of mass: like periodic Toda, "at least" (see toda)

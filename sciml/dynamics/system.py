@@ -110,7 +110,8 @@ class DynamicalSystem:
             tries += 1
             if tries > 2000:
                 raise RuntimeError(f"{self.name}: the region rarely gives states with H in [{self.min_energy}, "
-                                   f"{self.max_energy}]; widen the window or the region")
+                                   f"{self.max_energy}]" + (" that are admissible" if self.admissible else "")
+                                   + "; widen the window or the region")
         return torch.cat(kept)[:n]
 
     @property
