@@ -81,7 +81,8 @@ def main() -> None:
             for Di in args.independence:
                 right, margins = 0, []
                 for r in own:
-                    rule = FloorRule(r.get("config", {}).get("floor", 1e-3), D, 2.0, Di)
+                    c = r.get("config", {})
+                    rule = FloorRule(c.get("floor", 1e-3), D, c.get("floor_exact_decades", 2.0), Di)
                     dec = decide_count(rule, r["stats"], [st["median"] for st in r["stats"]], complete=True,
                                        cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
                     right += _ok(r, dec.n)

@@ -78,7 +78,9 @@ def _starts(r: dict) -> str:
 
 
 def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = False,
-              floor_decades: float = 1.0, independence: float = 2.0, reference: str = "candidate") -> None:
+              floor_decades: float = DiscoveryConfig.floor_decades,
+              independence: float = DiscoveryConfig.independence_decades,
+              reference: str = DiscoveryConfig.floor_reference) -> None:
     """One markdown row per JSON file: the count by both rules (floor = the default), the evidence."""
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     print(f"| system | N | d | theory | found (floor rule) | margin (dec) | found (jump rule) | held-out {statistic} "

@@ -197,16 +197,21 @@ class EnergyShellRegion(InitialRegion):
     hi: float = 0.0
     r_min: float = -math.inf
 
+    def contains(self, x: Tensor) -> Tensor:
+        """Mask of states in the shell (relative slack 1e-9 for the bisection's last bit) with every bond
+        above ``r_min``."""
+        e = self.energy(x)
+        return (e >= self.lo * (1 - 1e-9)) & (e <= self.hi * (1 + 1e-9)) & (self.bonds(x) > self.r_min).all(-1)
+
     @functools.cached_property
     def hit_rate(self) -> float:
         """Fraction of box states in the shell (a fixed probe of 2^16, so the caller's stream is untouched)."""
         x = super().sample(1 << 16, torch.Generator().manual_seed(12345))
-        e = self.energy(x)
-        return float(((e >= self.lo) & (e <= self.hi) & (self.bonds(x) > self.r_min).all(-1)).double().mean())
+        return float(self.contains(x).double().mean())
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float64) -> Tensor:
-        if self.hit_rate >= 1e-4:  # plain box states; DynamicalSystem.admissible keeps those in the shell
+        if self.hit_rate >= 1e-4:  # plain box states; the system's admissible mask (contains) keeps the shell
             return super().sample(n, generator, dtype)
         x = super().sample(max(4 * n, 4096), generator, dtype)
         x = x[(self.bonds(x) > self.r_min).all(-1)]
@@ -318,7 +323,7 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
                 u, pi = x[..., :3] @ E.to(x).T, x[..., 3:] @ E.to(x).T
                 return u[..., 0] * pi[..., 1] - u[..., 1] * pi[..., 0]
             invariants["L"] = L
-    e_min, admissible, amp_q, shell = None, None, amplitude, None
+    amp_q, shell = amplitude, None
     if regime == "regular":
         # the cubic alpha potential has an escape barrier V(-1/alpha) = 1/(6 alpha^2): stay below 3/4 of it
         e_max = 0.75 / (6 * al * al) if al else None
@@ -332,15 +337,11 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
         def internal(x: Tensor) -> Tensor:
             # the internal energy: periodic chains without the centre of mass's P^2 / 2N
             return H(x) - (x[..., N:].sum(-1) ** 2 / (2 * N) if boundary == "periodic" else 0.0)
-
-        def in_shell(x: Tensor) -> Tensor:
-            e = internal(x)
-            return (e >= lo * (1 - 1e-9)) & (e <= hi * (1 + 1e-9)) & (bonds(x[..., :N]) > -1.0 / al).all(-1)
-        admissible = in_shell
         where = (f"q_i, p_i ~ U(-{amp_q}, {amp_q}) with {'internal ' if boundary == 'periodic' else ''}energy in "
                  f"[{lo:.3g}, {hi:.3g}] = [0.94, 0.995] x the lowest saddle, all bonds > {-1 / al:g} (chaotic regime;"
                  f" scaled radially onto the shell where the box rarely hits it)")
-        shell = dict(energy=internal, bonds=lambda x: bonds(x[..., :N]), lo=lo, hi=hi, r_min=-1.0 / al)
+        shell = EnergyShellRegion((0.0,) * (2 * N), (amp_q,) * (2 * N), where, energy=internal,
+                                  bonds=lambda x: bonds(x[..., :N]), lo=lo, hi=hi, r_min=-1.0 / al)
     else:
         e_max = None
         amp_q = amplitude = max(amplitude, 2.0)
@@ -348,8 +349,7 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
     return DynamicalSystem(
         name=f"fput-{kind}-{boundary}", dim=2 * N, vector_field=_field(N, dV), n_dof=N, hamiltonian=H,
         dT_dp=_kin, dV_dq=dV,
-        region=(EnergyShellRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where, **shell) if shell
-                else InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where)),
+        region=shell or InitialRegion((0.0,) * (2 * N), (amp_q,) * N + (amplitude,) * N, where),
         invariants=invariants, expected=len(invariants), expected_involution=len(invariants),
         params={"n": N, "alpha": al, "beta": be, "boundary": boundary, "regime": regime},
         # integrable internal flow + a free centre of mass: like periodic Toda, "at least" (see toda)
@@ -357,7 +357,7 @@ def fput(n: int = 3, kind: str = "alpha", boundary: str = "periodic", coupling: 
         notes=("integrable at N = 3: energy, momentum and the normal-mode angular momentum L"
                if "L" in invariants else
                "non-integrable: energy" + (" and momentum" if boundary == "periodic" else "")), max_energy=e_max,
-        min_energy=e_min, admissible=admissible)
+        admissible=shell.contains if shell else None)
 
 
 # ---------------------------------------------------------------------------------------------------
