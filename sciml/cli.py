@@ -39,18 +39,10 @@ DEMO_MODULES = (
 )
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .run import ConfigError, DeviceError
-
     from .run.distributed import DistributedUnsupported
+    from .run.errors import UserError
 
-    errs: list[type[BaseException]] = [ConfigError, DeviceError, DistributedUnsupported]
-    try:
-        from .io import DataError
-
-        errs.append(DataError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    return (UserError, DistributedUnsupported)
 
 
 def _optional(name: str):
@@ -62,13 +54,61 @@ def _optional(name: str):
         raise
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    """Flags every training command shares."""
+def add_common(p: argparse.ArgumentParser, *, data_parallel: bool = False) -> None:
+    """Runtime flags every command that computes shares: ``--device``, ``--seed``, ``--threads``
+    (and ``--backend`` for the commands that run data-parallel under torchrun)."""
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"),
-                   help="torch.distributed backend under torchrun (auto: nccl on cuda, gloo on cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    if data_parallel:
+        p.add_argument("--backend", default="auto", choices=("auto", "gloo", "nccl"),
+                       help="torch.distributed backend under torchrun (auto: nccl on cuda, gloo on cpu)")
+
+
+def add_training_args(p: argparse.ArgumentParser, *, out_required: bool = False, data_parallel: bool = False) -> None:
+    """The flags of every training command, one syntax for all wings: :func:`add_common` plus
+    ``--out``, ``--resume``, ``--max-seconds``, ``--stop-at`` and ``--set KEY=VALUE``."""
+    add_common(p, data_parallel=data_parallel)
+    p.add_argument("--out", required=out_required, default=None, help="run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint (its config must match)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that already holds a run")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="wall-clock budget of the training; a resumed run keeps what is left of it")
+    p.add_argument("--stop-at", type=int, default=None, help=argparse.SUPPRESS)  # planned interruption (tests)
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="any config key, dotted for tables, e.g. --set optim.lr=1e-3 model.width=64 "
+                        "(values are read as TOML; repeat --set or list several)")
+
+
+def config_overrides(args: argparse.Namespace, **flags: object) -> dict:
+    """Config overrides from a training command's arguments: the named ``flags`` (config key ->
+    value, ``None`` skipped), then ``--seed``, then every ``--set`` (which wins)."""
+    from .run import parse_overrides
+
+    over = {k: v for k, v in flags.items() if v is not None}
+    if getattr(args, "seed", None) is not None:
+        over["seed"] = args.seed
+    over.update(parse_overrides(getattr(args, "set", None)))
+    return over
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`sciml.fit` that every training command takes from its flags."""
+    return {"out": args.out, "resume": args.resume, "stop_at": args.stop_at, "max_seconds": args.max_seconds,
+            "device": args.device, "threads": args.threads, "overwrite": getattr(args, "overwrite", False)}
+
+
+def report(res, label: str, lines: list[str] | None = None) -> int:
+    """Print a training result the same way for every wing; return the exit code of its status."""
+    print(f"{label}: {res.status.value}: {res.message}")
+    for line in lines or []:
+        print(f"  {line}")
+    if res.run_dir is not None:
+        print(f"  run directory: {res.run_dir}")
+    if res.remedy:
+        print(f"  next: {res.remedy}")
+    return res.exit_code
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -91,10 +131,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .run import resolve_device
 
+    from .run import set_threads
+
     resolve_device(args.device)
     args.demo_config = _demo_config(args.config)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     ok = True
     t_all = time.perf_counter()
     for name in DEMO_MODULES:

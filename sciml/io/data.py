@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from ..run.errors import UserError
+
 __all__ = ["DataError", "load_array", "require_dataset"]
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file is missing, malformed or has bad values; the message names the problem and the fix."""
 
 

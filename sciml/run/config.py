@@ -26,12 +26,14 @@ from dataclasses import MISSING, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from .errors import UserError
+
 __all__ = ["ConfigError", "param", "load_config", "parse_overrides", "config_to_dict", "dump_toml", "replace_config"]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value is wrong. ``key`` is the dotted key; ``str(err)`` is a one-line message."""
 
     def __init__(self, key: str, message: str, source: str | None = None):

@@ -51,43 +51,62 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
                state: Callable[[], dict[str, Any]] | None = None,
                load: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
                log_every: int = 100, checkpoint_every: int = 1000, desc: str = "train",
-               stop_at: int | None = None, dist: "DistContext | None" = None) -> Result:
+               stop_at: int | None = None, max_seconds: float | None = None,
+               done: Callable[[], bool] | None = None, dist: "DistContext | None" = None) -> Result:
     """Run ``step(i)`` for ``i`` in ``[start, n_steps)``.
 
     Args:
         step: one optimiser step; returns scalar metrics (the first one is shown in the progress bar).
-        n_steps: total steps of the run.
+        n_steps: total steps of the run (an upper bound when ``done`` can end it earlier).
         run: run directory for metrics and checkpoints (``None``: nothing written).
         state: returns the checkpointable state; ``load`` restores it.
         resume: continue from the latest checkpoint in ``run``.
-        stop_at: stop early after this step (simulates an interruption in tests).
+        stop_at: stop after this step (a planned interruption; the tests' stand-in for a kill).
+        max_seconds: wall-clock budget over the whole run, resumed sessions included: when the elapsed
+            training time reaches it, a checkpoint is written and the run stops with ``Status.BUDGET``.
+        done: called after every step; ``True`` ends the run early with success (the method is finished).
         dist: the process's place in a data-parallel run (:mod:`sciml.run.distributed`). Then only rank
             0 passes a ``run`` and writes; on resume rank 0 reads the checkpoint and sends it to every
             rank; ``state()`` is called on every rank (it may gather) and ``step`` must return metrics
             that are equal on all ranks (already reduced), so that all stop together.
 
     Returns:
-        Result with status, message, the last metrics, ``extra["step"]`` (steps completed).
+        Result with status, message, the last metrics, ``step`` (steps completed) and ``seconds``
+        (elapsed training time, resumed sessions included). Every logged metrics row carries
+        ``seconds`` too.
     """
     tune_allocator()  # keep the step's large buffers mapped between steps (see its docstring)
     ctx = dist if dist is not None and dist.distributed else None
     # every rank must take the same branches around collective calls: decide them on rank 0
     has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
-    start = 0
+    start, before = 0, 0.0
     if resume and has_run and load is not None:
         ck = run.load_checkpoint() if run is not None else None
         if ctx is not None:
             ck = ctx.broadcast_object(ck)
         if ck is not None:
             load(ck)
-            start = int(ck["step"])
+            start, before = int(ck["step"]), float(ck.get("elapsed", 0.0))
             if run is not None:
                 run.truncate_metrics(start - 1)
                 log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
     save = has_run and state is not None
+    clock = _Clock(before, ctx)
     last: dict[str, float] = {}
-    t0 = time.perf_counter()
     i = start
+
+    def checkpoint(at: int) -> None:
+        st = state()
+        if run is not None:
+            run.save_checkpoint({**st, "elapsed": clock.elapsed()}, at)
+
+    def stopped(status: Status, message: str, at: int) -> Result:
+        if save:
+            checkpoint(at)
+        if run is not None:
+            run.flush_metrics()
+        return Result(status, message, last, run.path if run else None, step=at, seconds=clock.elapsed())
+
     bar = progress(range(start, n_steps), total=n_steps, initial=start, desc=desc,
                    disable=True if ctx is not None and not ctx.is_main else None)
     try:
@@ -95,15 +114,19 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
             metrics = {k: float(v) for k, v in step(i).items()}
             check_finite(i, **metrics)
             last = metrics
-            if run is not None and (i % log_every == 0 or i == n_steps - 1):
-                run.log_metrics(i, **metrics)
+            finished = done is not None and done()
+            if run is not None and (i % log_every == 0 or i == n_steps - 1 or finished):
+                run.log_metrics(i, **metrics, seconds=clock.elapsed())
+            if finished:
+                return stopped(Status.SUCCESS, f"finished after {i + 1} steps in {clock.elapsed():.1f} s", i + 1)
             if save and checkpoint_every and (i + 1) % checkpoint_every == 0:
-                st = state()
-                if run is not None:
-                    run.save_checkpoint(st, i + 1)
-            if stop_at is not None and i + 1 >= stop_at:
-                return Result(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", last, run.path if run else None,
-                              extra={"step": i + 1, "seconds": time.perf_counter() - t0})
+                checkpoint(i + 1)
+            if stop_at is not None and i + 1 >= stop_at and i + 1 < n_steps:
+                return Result(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", last,
+                              run.path if run else None, step=i + 1, seconds=clock.elapsed())
+            if max_seconds is not None and i + 1 < n_steps and clock.over(max_seconds):
+                return stopped(Status.BUDGET, f"wall-clock budget of {max_seconds:g} s used up at step {i + 1} "
+                                              f"of {n_steps}", i + 1)
     except DivergenceError as e:
         good = run.latest_checkpoint() if run is not None else None
         msg = f"{e}; last good checkpoint: {good}" if good else f"{e}; no checkpoint was written before it"
@@ -111,13 +134,26 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
         if run is not None:
             run.flush_metrics()
         return Result(Status.DIVERGED, msg, last, run.path if run else None,
-                      artefacts={"checkpoint": good} if good else {}, extra={"step": e.step})
-    seconds = time.perf_counter() - t0
-    if save:
-        st = state()
+                      artefacts={"checkpoint": good} if good else {}, step=e.step, seconds=clock.elapsed())
+    except KeyboardInterrupt:
+        good = run.latest_checkpoint() if run is not None else None
         if run is not None:
-            run.save_checkpoint(st, n_steps)
-    if run is not None:
-        run.flush_metrics()
-    return Result(Status.SUCCESS, f"finished {n_steps} steps in {seconds:.1f} s", last, run.path if run else None,
-                  extra={"step": n_steps, "seconds": seconds})
+            run.flush_metrics()
+        return Result(Status.INTERRUPTED, f"interrupted by the user during step {i + 1}; latest checkpoint: {good}",
+                      last, run.path if run else None, step=i, seconds=clock.elapsed())
+    return stopped(Status.SUCCESS, f"finished {n_steps} steps in {clock.elapsed():.1f} s", n_steps)
+
+
+class _Clock:
+    """Elapsed training seconds, earlier sessions included; in a data-parallel run rank 0's clock
+    decides the budget for every rank (so all stop at the same step)."""
+
+    def __init__(self, before: float, ctx: "DistContext | None"):
+        self.before, self.ctx, self.t0 = before, ctx, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+    def over(self, budget: float) -> bool:
+        late = self.elapsed() >= budget
+        return bool(self.ctx.broadcast_object(late)) if self.ctx is not None else late

@@ -43,6 +43,13 @@ class RunDir:
         self._metrics: dict[str, list[float]] = {}
         self._load_metrics()
 
+    def clean_temporaries(self) -> list[Path]:
+        """Remove the temporary files of atomic writes that a kill interrupted (``.NAME.*.tmp``)."""
+        gone = [p for folder in (self.path, self.path / "checkpoints") for p in folder.glob(".*.tmp") if p.is_file()]
+        for p in gone:
+            p.unlink(missing_ok=True)
+        return gone
+
     # --- config and metadata -------------------------------------------------------------------
     def save_config(self, cfg: Any) -> None:
         data = cfg if isinstance(cfg, Mapping) else config_to_dict(cfg)

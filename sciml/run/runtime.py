@@ -11,13 +11,15 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 import torch
 
+from .errors import UserError
+
 __all__ = ["seed_everything", "resolve_device", "progress", "get_logger", "setup_logging", "DeviceError",
            "tune_allocator"]
 
 T = TypeVar("T")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UserError):
     """The requested device is not available."""
 
 
@@ -41,7 +43,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {name}: not a device; use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(
             f"--device {name}: torch {torch.__version__} sees no CUDA device "
@@ -49,6 +54,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         )
     if dev.type not in ("cpu", "cuda"):
         raise DeviceError(f"--device {name}: supported devices are cpu, cuda, cuda:N and auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
 
 
