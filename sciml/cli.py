@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "sciml.dynamics.cli",      # sciml simulate
     "sciml.conservation.cli",  # sciml discover
     "sciml.score.cli",         # sciml score train / sample
-    "sciml.divergence.cli",    # sciml heavytail train / sample
+    "sciml.heavytail.cli",     # sciml heavytail train / sample
 )
 # demo sections, run in this order by `sciml demo`
 DEMO_MODULES = (
@@ -35,7 +35,7 @@ DEMO_MODULES = (
     "sciml.pinn.demo",
     "sciml.conservation.demo",
     "sciml.score.demo",
-    "sciml.divergence.demo",
+    "sciml.heavytail.demo",
 )
 
 def _user_errors() -> tuple[type[BaseException], ...]:

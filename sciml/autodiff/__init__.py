@@ -1,6 +1,6 @@
 """The autodiff core: per-point derivative operators on ``torch.func``, lifted over batches with vmap.
 
-Imports nothing else from sciml; every method stands on it. See ``docs/autodiff.md``.
+Imports nothing else from sciml but the dependency-free :mod:`sciml.registry`; every method stands on it. See ``docs/autodiff.md``.
 """
 
 from .activations import ACTIVATIONS, Activation, Sin, get_activation, register_activation
@@ -12,6 +12,7 @@ from .laplacian import (
     Derivatives,
     EvolutionDerivatives,
     ForwardLaplacian,
+    LAPLACIANS,
     HessianTrace,
     Hutchinson,
     NestedAutograd,
@@ -36,7 +37,7 @@ __all__ = [
     "ACTIVATIONS", "Activation", "Sin", "get_activation", "register_activation",
     "compile_loss", "UnsupportedModelError", "forward_quadratic_trace", "mlp_structure",
     "AbstractLaplacian", "Derivatives", "EvolutionDerivatives", "ForwardLaplacian", "HessianTrace",
-    "Hutchinson", "NestedAutograd", "SDGD", "default_laplacian", "evolution_terms",
+    "LAPLACIANS", "Hutchinson", "NestedAutograd", "SDGD", "default_laplacian", "evolution_terms",
     "batch", "divergence", "divergence_estimate", "gaussian", "gradient", "hessian", "hvp", "jacobian",
     "point_function", "rademacher", "value_and_gradient",
 ]

@@ -39,6 +39,7 @@ from torch.func import functional_call, grad_and_value, hessian as _hessian, jac
 
 from .forward import UnsupportedModelError, forward_quadratic_trace, mlp_structure
 from .operators import gaussian, point_function, rademacher
+from ..registry import Registry
 
 __all__ = [
     "Derivatives",
@@ -49,6 +50,7 @@ __all__ = [
     "Hutchinson",
     "SDGD",
     "default_laplacian",
+    "LAPLACIANS",
     "EvolutionDerivatives",
     "evolution_terms",
 ]
@@ -384,6 +386,16 @@ class SDGD(AbstractLaplacian):
             tangents = eye[subset].transpose(1, 2) * scale  # (N, d, m)
             shared = False
         return _stochastic_eval(module, fn, params, x, idx, tangents, with_gradient, chunk_size, shared)
+
+
+LAPLACIANS: Registry[AbstractLaplacian] = Registry("laplacian method", AbstractLaplacian)
+"""Laplacian methods by name; factories take ``probes`` (Hutchinson probes / SDGD dimensions) and ``d``."""
+LAPLACIANS.register("forward", lambda: ForwardLaplacian(), doc="exact: one forward + one adjoint sweep (MLPs)")
+LAPLACIANS.register("hessian", lambda: HessianTrace(), doc="exact: trace of torch.func.hessian (the oracle)")
+LAPLACIANS.register("nested", lambda: NestedAutograd(), doc="exact: a loop of autograd over dimensions")
+LAPLACIANS.register("hutchinson", lambda probes=16: Hutchinson(probes), doc="unbiased: Rademacher probes")
+LAPLACIANS.register("sdgd", lambda probes=16, d=None: SDGD(probes if d is None else min(probes, d)),
+                    doc="unbiased: sampled dimensions")
 
 
 def default_laplacian() -> AbstractLaplacian:

@@ -19,7 +19,8 @@ Contract for a method class ``M`` (see ``docs/architecture.md`` for a worked fif
 * ``M.build(config, problem, *, device, dist, **options) -> M``: everything random is drawn from
   generators seeded by ``config.seed`` (via :func:`sciml.run.derive_seed`); raise a
   :class:`~sciml.run.errors.UserError` for inputs that cannot work, *before* any output exists.
-* ``m.config`` (a frozen dataclass with ``seed``, saved as ``config.toml``), ``m.n_steps`` (an upper
+* ``m.config`` (a frozen dataclass with ``seed``; the resolved config, e.g. with the problem's own name
+  filled in: it is saved as ``config.toml`` and a resumed run must match it), ``m.n_steps`` (an upper
   bound when ``done`` can end early), ``m.log_every``, ``m.checkpoint_every``, ``m.command``.
 * ``m.step(i) -> {name: float}``: one unit of work; the first metric is shown in the progress bar.
 * ``m.state() -> dict`` and ``m.load_state(dict)``: *everything* that the remaining steps depend on
@@ -209,13 +210,15 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     dev = dist.device if dist is not None else resolve_device(str(device)) if not isinstance(device, torch.device) \
         else device
     main = dist is None or dist.is_main
-    if main and out is not None:  # check the folder (and the config on resume) before any work
-        _precheck(out, config, resume, overwrite)
+    if main and out is not None:  # check the folder before any work
+        _precheck(out, None, resume, overwrite)
     seed_everything(int(getattr(config, "seed", 0)))
     m = method.build(config, problem, device=dev, dist=dist, **options)
-    run = open_run(out, config, resume=resume, overwrite=overwrite) if main else None
+    # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
+    # saved, and what a resumed run must match; nothing has been written yet
+    run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None
     if run is not None and not resume:
-        run.save_config(config)
+        run.save_config(m.config)
     if run is not None:
         run.write_meta(command=m.command, device=str(dev), seed=int(getattr(config, "seed", 0)),
                        torch=torch.__version__, python=platform.python_version(), argv=" ".join(sys.argv),
@@ -239,7 +242,8 @@ def _precheck(out: str | Path, config: Any, resume: bool, overwrite: bool) -> No
     if resume:
         if not (path / "config.toml").is_file():
             raise UsageError("--resume", f"{path} holds no run to resume; drop --resume to start a new run")
-        check_run_config(path, config)
+        if config is not None:
+            check_run_config(path, config)
     elif not overwrite and ((path / "config.toml").exists() or any((path / "checkpoints").glob("ckpt_*.pt"))):
         raise UsageError("--out", f"{path} already holds a run; continue it with --resume, or choose another --out")
     probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))
