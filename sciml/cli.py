@@ -157,22 +157,13 @@ def _demo_config(path: str | None) -> dict:
     """Read ``sciml demo --config FILE``: one [table] per demo section (e.g. [autodiff], [pinn])."""
     if path is None:
         return {}
-    import tomllib
-    from pathlib import Path
+    from .run import ConfigError, read_toml
 
-    from .run import ConfigError
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("<file>", f"config file {p} does not exist")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("<file>", f"not valid TOML ({e})", str(p)) from None
+    data = read_toml(path)
     sections = [m.split(".")[1] for m in DEMO_MODULES]
     for key, value in data.items():
         if key not in sections or not isinstance(value, dict):
-            raise ConfigError(key, f"unknown demo section; use tables named {sections}", str(p))
+            raise ConfigError(key, f"unknown demo section; use tables named {sections}", str(path))
     return data
 
 

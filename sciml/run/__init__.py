@@ -1,6 +1,6 @@
 """Run infrastructure every method reuses: configs, run directories, checkpoints, seeds, devices."""
 
-from .config import ConfigError, config_to_dict, dump_toml, load_config, param, parse_overrides, replace_config
+from .config import ConfigError, config_to_dict, dump_toml, load_config, param, parse_overrides, read_toml, replace_config
 from .io import atomic_h5, atomic_path, atomic_torch_save, atomic_write_bytes, atomic_write_text
 from .errors import UsageError, UserError
 from .loop import rng_state, set_rng_state, train_loop
@@ -11,7 +11,7 @@ from .rundir import RunDir
 from .runtime import DeviceError, get_logger, progress, resolve_device, seed_everything, setup_logging, tune_allocator
 
 __all__ = [
-    "ConfigError", "config_to_dict", "dump_toml", "load_config", "param", "parse_overrides", "replace_config",
+    "ConfigError", "config_to_dict", "dump_toml", "load_config", "param", "parse_overrides", "read_toml", "replace_config",
     "atomic_h5", "atomic_path", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text",
     "UsageError", "UserError", "rng_state", "set_rng_state", "train_loop",
     "Method", "MethodBase", "check_run_config", "fit", "open_run", "set_threads", "derive_seed", "derived_generator",

@@ -28,7 +28,7 @@ from typing import Any, Mapping, TypeVar
 
 from .errors import UserError
 
-__all__ = ["ConfigError", "param", "load_config", "parse_overrides", "config_to_dict", "dump_toml", "replace_config"]
+__all__ = ["ConfigError", "param", "load_config", "read_toml", "parse_overrides", "config_to_dict", "dump_toml", "replace_config"]
 
 T = TypeVar("T")
 
@@ -170,15 +170,8 @@ def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrid
     """
     src_name = source_name
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        src_name = str(path)
-        if not path.is_file():
-            raise ConfigError("<file>", f"config file {path} does not exist", None)
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError("<file>", f"not valid TOML ({e}); check quoting and [table] headers",
-                              src_name) from None
+        src_name = str(source)
+        data = read_toml(source)
     else:
         data = dict(source)
     data = _deep_copy(data)
@@ -194,6 +187,34 @@ def load_config(source: str | Path | Mapping[str, Any], cls: type[T], *, overrid
         if src_name and not str(e).startswith(src_name):
             raise ConfigError(e.key, str(e).split(": ", 1)[1], src_name) from None
         raise
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning every way it can be unusable into a one-line :class:`ConfigError`.
+
+    Raises:
+        ConfigError: the file is missing, a folder, unreadable, not UTF-8 text, or not valid TOML.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("<file>", f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError("<file>", f"{path} is not a file; pass a TOML config file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError("<file>", f"cannot read {path} ({e.strerror}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError("<file>", f"not UTF-8 text (byte {e.start}); a config is a TOML text file, saved as UTF-8",
+                          str(path)) from None
+    if "\x00" in text:
+        raise ConfigError("<file>", "binary data, not a TOML text file", str(path))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("<file>", f"not valid TOML ({e}); check quoting and [table] headers", str(path)) from None
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

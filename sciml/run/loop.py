@@ -79,51 +79,37 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
     ctx = dist if dist is not None and dist.distributed else None
     # every rank must take the same branches around collective calls: decide them on rank 0
     has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
-    start, before = 0, 0.0
-    if resume and has_run and load is not None:
-        ck = run.load_checkpoint() if run is not None else None
-        if ctx is not None:
-            ck = ctx.broadcast_object(ck)
-        if ck is not None:
-            load(ck)
-            start, before = int(ck["step"]), float(ck.get("elapsed", 0.0))
-            if run is not None:
-                run.truncate_metrics(start - 1)
-                log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
+    start, before = _restore(run, load, ctx) if resume and has_run and load is not None else (0, 0.0)
     save = has_run and state is not None
     clock = _Clock(before, ctx)
     last: dict[str, float] = {}
     i = start
+    where = run.path if run is not None else None
 
-    def checkpoint(at: int) -> None:
-        st = state()
-        if run is not None:
-            run.save_checkpoint({**st, "elapsed": clock.elapsed()}, at)
-
-    def stopped(status: Status, message: str, at: int) -> Result:
-        if save:
-            checkpoint(at)
+    def stopped(status: Status, message: str, at: int, keep: bool = True) -> Result:
+        if save and keep:
+            st = state()  # on every rank: state() may gather
+            if run is not None:
+                run.save_checkpoint({**st, "elapsed": clock.elapsed()}, at)
         if run is not None:
             run.flush_metrics()
-        return Result(status, message, last, run.path if run else None, step=at, seconds=clock.elapsed())
+        return Result(status, message, last, where, step=at, seconds=clock.elapsed())
 
     bar = progress(range(start, n_steps), total=n_steps, initial=start, desc=desc,
                    disable=True if ctx is not None and not ctx.is_main else None)
     try:
         for i in bar:
-            metrics = {k: float(v) for k, v in step(i).items()}
-            check_finite(i, **metrics)
-            last = metrics
+            last = {k: float(v) for k, v in step(i).items()}
+            check_finite(i, **last)
             finished = done is not None and done()
             if run is not None and (i % log_every == 0 or i == n_steps - 1 or finished):
-                run.log_metrics(i, **metrics, seconds=clock.elapsed())
+                run.log_metrics(i, **last, seconds=clock.elapsed())
             if finished:
                 return stopped(Status.SUCCESS, f"finished after {i + 1} steps in {clock.elapsed():.1f} s", i + 1)
             if save and checkpoint_every and (i + 1) % checkpoint_every == 0:
-                checkpoint(i + 1)
-            if stop_at is not None and i + 1 >= stop_at and i + 1 < n_steps:
-                return Result(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", last,
-                              run.path if run else None, step=i + 1, seconds=clock.elapsed())
+                stopped(Status.SUCCESS, "", i + 1)  # a checkpoint, and the metrics file up to date
+            if stop_at is not None and i + 1 >= stop_at and i + 1 < n_steps:  # like a kill: no checkpoint
+                return stopped(Status.INTERRUPTED, f"stopped at step {i + 1} of {n_steps}", i + 1, keep=False)
             if max_seconds is not None and i + 1 < n_steps and clock.over(max_seconds):
                 return stopped(Status.BUDGET, f"wall-clock budget of {max_seconds:g} s used up at step {i + 1} "
                                               f"of {n_steps}", i + 1)
@@ -131,17 +117,29 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
         good = run.latest_checkpoint() if run is not None else None
         msg = f"{e}; last good checkpoint: {good}" if good else f"{e}; no checkpoint was written before it"
         log.error(msg)
-        if run is not None:
-            run.flush_metrics()
-        return Result(Status.DIVERGED, msg, last, run.path if run else None,
-                      artefacts={"checkpoint": good} if good else {}, step=e.step, seconds=clock.elapsed())
+        res = stopped(Status.DIVERGED, msg, e.step, keep=False)
+        res.artefacts = {"checkpoint": good} if good else {}
+        return res
     except KeyboardInterrupt:
         good = run.latest_checkpoint() if run is not None else None
-        if run is not None:
-            run.flush_metrics()
-        return Result(Status.INTERRUPTED, f"interrupted by the user during step {i + 1}; latest checkpoint: {good}",
-                      last, run.path if run else None, step=i, seconds=clock.elapsed())
+        return stopped(Status.INTERRUPTED, f"interrupted by the user during step {i + 1}; latest checkpoint: {good}",
+                       i, keep=False)
     return stopped(Status.SUCCESS, f"finished {n_steps} steps in {clock.elapsed():.1f} s", n_steps)
+
+
+def _restore(run: RunDir | None, load: Callable[[dict[str, Any]], None], ctx: "DistContext | None") -> tuple[int, float]:
+    """Load the latest checkpoint (rank 0 reads it and sends it to every rank); ``(step, elapsed seconds)``."""
+    ck = run.load_checkpoint() if run is not None else None
+    if ctx is not None:
+        ck = ctx.broadcast_object(ck)
+    if ck is None:
+        return 0, 0.0
+    load(ck)
+    start = int(ck["step"])
+    if run is not None:
+        run.truncate_metrics(start - 1)
+        log.info("resumed from %s at step %d", run.latest_checkpoint(), start)
+    return start, float(ck.get("elapsed", 0.0))
 
 
 class _Clock:
