@@ -167,8 +167,15 @@ def _demo_config(path: str | None) -> dict:
     return data
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors are one line too (``error: ...; see 'sciml X --help'``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sciml", description="Scientific machine learning on one torch.func core.")
+    p = OneLineParser(prog="sciml", description="Scientific machine learning on one torch.func core.")
     p.add_argument("--version", action="version", version=f"sciml {__version__}")
     p.add_argument("--log-level", default="INFO", help="DEBUG | INFO | WARNING")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

@@ -181,3 +181,26 @@ def test_read_toml_turns_bad_files_into_config_errors(tmp_path, content, words):
         read_toml(p)
     with pytest.raises(ConfigError, match="not a file"):
         read_toml(tmp_path)
+
+
+def test_truncated_or_foreign_checkpoint_on_resume_is_a_one_line_error_that_changes_nothing(tmp_path):
+    from sciml.run import CheckpointError
+
+    A, b = _problem()
+    run = tmp_path / "r"
+    cfg = LstsqConfig(steps=100, checkpoint_every=20)
+    sciml.fit(Lstsq, cfg, (A, b), out=run, stop_at=50)  # checkpoints at 20 and 40
+    last = run / "checkpoints" / "ckpt_40.pt"
+    good = last.read_bytes()
+    last.write_bytes(good[: len(good) // 2])
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(CheckpointError, match=r"ckpt_40.pt: checkpoint is truncated.*delete it"):
+        sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True)
+    st = torch.load(tmp_path / "r" / "checkpoints" / "ckpt_20.pt", weights_only=False)
+    st["x"] = torch.zeros(7, dtype=torch.float64)  # another model's parameters
+    torch.save(st, last)
+    with pytest.raises(CheckpointError, match=r"ckpt_40.pt: does not fit this run's model.*ckpt_20.pt"):
+        sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    last.unlink()  # the remedy the message gives: resume from the previous checkpoint
+    assert sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True).ok

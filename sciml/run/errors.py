@@ -7,7 +7,7 @@ Subclasses say which input is wrong; the message always names the option, key or
 
 from __future__ import annotations
 
-__all__ = ["UserError", "UsageError"]
+__all__ = ["UserError", "UsageError", "CheckpointError"]
 
 
 class UserError(ValueError):
@@ -25,3 +25,8 @@ class UsageError(UserError):
     def __init__(self, option: str, message: str):
         self.option = option
         super().__init__(f"{option}: {message}")
+
+
+class CheckpointError(UserError):
+    """A checkpoint or model file is unreadable (truncated, not a checkpoint) or belongs to another run;
+    the message names the file, the run that wrote it when known, and what to do."""

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Generic, Mapping, Protocol, TypeVar, runtime_c
 import torch
 
 from .config import ConfigError, config_to_dict, dump_toml
-from .errors import UsageError
+from .errors import CheckpointError, UsageError
 from .loop import train_loop
 from .result import Result, Status
 from .rundir import RunDir
@@ -217,6 +217,8 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
     # saved, and what a resumed run must match; nothing has been written yet
     run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None
+    if run is not None and resume:
+        _check_checkpoint(run, m)
     if run is not None and not resume:
         run.save_config(m.config)
     if run is not None:
@@ -232,6 +234,20 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
         run.write_meta(status=res.status.value, message=res.message, remedy=res.remedy, step=res.step,
                        seconds=round(res.seconds, 3), **{k: v for k, v in res.metrics.items()})
     return res
+
+
+def _check_checkpoint(run: RunDir, m: Any) -> None:
+    """Load the checkpoint a resume will continue from into ``m`` before anything is written, so that a
+    truncated or foreign checkpoint is a one-line error that leaves the run as it was."""
+    ck = run.load_checkpoint()
+    if ck is None:
+        return
+    try:
+        m.load_state(ck)
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{run.latest_checkpoint()}: does not fit this run's model ({first}); the run "
+                              f"directory was {run.describe()}; {run._fallback(run.latest_checkpoint())}") from None
 
 
 def _precheck(out: str | Path, config: Any, resume: bool, overwrite: bool) -> None:

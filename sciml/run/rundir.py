@@ -22,9 +22,25 @@ from typing import Any, Mapping
 import numpy as np
 
 from .config import config_to_dict, dump_toml
+from .errors import CheckpointError
 from .io import atomic_h5, atomic_torch_save, atomic_write_text
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "read_torch_file"]
+
+
+def read_torch_file(path: str | Path, map_location: Any = "cpu", *, what: str = "model file") -> Any:
+    """``torch.load`` of a file the user points at, with a one-line :class:`CheckpointError` when it is
+    missing, truncated or not a torch file (instead of a pickle or zip traceback)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # truncated zip, garbage bytes, foreign pickle: all mean "not a usable file"
+        raise CheckpointError(f"{path}: {what} is truncated or not a torch file ({type(e).__name__}); "
+                              "it cannot be used: delete it, or point at another run") from None
 
 
 class RunDir:
@@ -154,4 +170,18 @@ class RunDir:
         path = Path(path) if path is not None else self.latest_checkpoint()
         if path is None:
             return None
-        return torch.load(path, map_location=map_location, weights_only=False)
+        state = read_torch_file(path, map_location, what="checkpoint")
+        if not isinstance(state, Mapping) or "step" not in state:
+            raise CheckpointError(f"{path}: not a checkpoint of a sciml run (no step); {self._fallback(path)}")
+        return dict(state)
+
+    def _fallback(self, path: Path) -> str:
+        older = [p for p in self.checkpoints() if p != path and int(p.stem.split("_")[1]) < int(path.stem.split("_")[1])]
+        if older:
+            return f"delete it to resume from {older[-1].name}, the previous checkpoint"
+        return "delete it and start the run again (it is the only checkpoint)"
+
+    def describe(self) -> str:
+        """Which run this is, for messages: the command and start time in ``meta.json``."""
+        meta = self.read_meta()
+        return f"written by `sciml {meta.get('command', '?')}` started {meta.get('started', '?')}"
