@@ -7,6 +7,7 @@ from .loop import rng_state, set_rng_state, train_loop
 from .method import Method, MethodBase, check_run_config, fit, open_run, set_threads
 from .seeds import derive_seed, derived_generator
 from .result import DivergenceError, Result, Status, check_finite
+from .resources import available_memory, format_bytes, require_memory
 from .rundir import RunDir, read_torch_file
 from .runtime import DeviceError, get_logger, progress, resolve_device, seed_everything, setup_logging, tune_allocator
 
@@ -16,6 +17,6 @@ __all__ = [
     "CheckpointError", "UsageError", "UserError", "rng_state", "set_rng_state", "train_loop",
     "Method", "MethodBase", "check_run_config", "fit", "open_run", "set_threads", "derive_seed", "derived_generator",
     "DivergenceError", "Result", "Status", "check_finite",
-    "RunDir", "read_torch_file", "DeviceError", "get_logger", "progress", "resolve_device", "seed_everything", "setup_logging",
+    "available_memory", "format_bytes", "require_memory", "RunDir", "read_torch_file", "DeviceError", "get_logger", "progress", "resolve_device", "seed_everything", "setup_logging",
     "tune_allocator",
 ]
