@@ -1,9 +1,10 @@
 """Benchmark: one PINN training step (Laplacian residual loss, forward + backward to the parameters).
 
 A 4x128 tanh MLP at d = 10, 100, 1000 (batches 2000, 1000, 100), for every Laplacian method of
-``sciml.autodiff``. Prints each method's median step time as a ratio to the nested-autograd baseline
-(DeepXDE's way) measured in the same run, plus the memory the step holds for backward (the bytes of
-tensors saved by autograd; on CUDA also the peak allocated memory).
+``sciml.autodiff`` (built by their :data:`~sciml.autodiff.LAPLACIANS` names). Prints each method's
+median step time as a ratio to the nested-autograd baseline (DeepXDE's way) measured in the same run,
+plus the step's peak memory: on CPU the growth of the resident set during one warmed-up step in a
+fresh process, on CUDA ``torch.cuda.max_memory_allocated``.
 
 Methods are timed round-robin (one step of each, repeated) so that machine noise hits all alike.
 
@@ -31,14 +32,15 @@ BATCH = {10: 2000, 100: 1000, 1000: 100}
 
 
 def methods(d: int) -> dict[str, tuple[ad.AbstractLaplacian, int | None]]:
-    """name -> (method, chunk_size)."""
+    """Row label -> (method, chunk_size); the methods by their registry names."""
+    lap = ad.LAPLACIANS
     return {
-        "nested autograd (baseline)": (ad.NestedAutograd(), None),
+        "nested autograd (baseline)": (lap.resolve("nested"), None),
         # the full d x d Hessian per point is 4 MB at d = 1000: chunk the batch so it fits
-        "hessian trace (torch.func)": (ad.HessianTrace(), 10 if d >= 1000 else None),
-        "forward Laplacian (default)": (ad.ForwardLaplacian(), None),
-        "Hutchinson k=16": (ad.Hutchinson(16), None),
-        "SDGD m=16": (ad.SDGD(16), None),
+        "hessian trace (torch.func)": (lap.resolve("hessian"), 10 if d >= 1000 else None),
+        "forward Laplacian (default)": (lap.resolve("forward"), None),
+        "Hutchinson k=16": (lap.resolve("hutchinson", probes=16, d=d), None),
+        "SDGD m=16": (lap.resolve("sdgd", probes=16, d=d), None),  # m = min(16, d): all 10 dims at d = 10
     }
 
 

@@ -20,7 +20,8 @@ name                        d    expected   involution   known invariants provid
 ``calogero``                2N   2N-1       N            tr L^k (k=1..N) and tr(QL^k)tr L - tr Q tr L^{k+1}
 ==========================  ===  =========  ===========  ==============================================
 
-Build one with :func:`get_system` (``get_system("toda-open", n=3)``); :data:`SYSTEMS` lists the names.
+Build one with :func:`get_system` (``get_system("toda-open", n=3)``); :data:`SYSTEMS` lists the names,
+:func:`state_dim` gives a system's state dimension without building it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import Tensor
 
 from sciml.dynamics.system import DynamicalSystem, InitialRegion
 
-__all__ = ["SYSTEMS", "get_system", "harmonic_1d", "harmonic_2d", "toda", "fput", "calogero"]
+__all__ = ["SYSTEMS", "get_system", "state_dim", "scratch_values", "harmonic_1d", "harmonic_2d", "toda", "fput", "calogero"]
 
 
 def _kin(p: Tensor) -> Tensor:
@@ -441,6 +442,27 @@ SYSTEMS: dict[str, Callable[..., DynamicalSystem]] = {
     "calogero": lambda n=3, **kw: calogero(n, **kw),
 }
 HAS_N = {k for k in SYSTEMS if not k.startswith("ho")}
+
+
+def state_dim(name: str, n: int | None = None) -> int:
+    """The state dimension ``d`` of catalogue system ``name`` with ``n`` particles / sites, without
+    building it (so a command can size its output before an absurd ``n`` allocates anything).
+
+    Raises:
+        KeyError: unknown name (the message lists the catalogue).
+    """
+    if name not in SYSTEMS:
+        raise KeyError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+    if name in HAS_N:
+        return 2 * (n if n is not None else 3)
+    return 2 if name == "ho1d" else 4
+
+
+def scratch_values(name: str, n: int | None = None) -> int:
+    """About how many float64 temporaries one evaluation of the force or the energy needs per state:
+    ``4 N^2`` for Calogero-Moser (its pairwise ``(N, N)`` differences), ``4 d`` for the others."""
+    d = state_dim(name, n)
+    return 4 * (d // 2) ** 2 if name == "calogero" else 4 * d
 
 
 def get_system(name: str, n: int | None = None, **kwargs) -> DynamicalSystem:

@@ -167,6 +167,10 @@ def forward_quadratic_trace(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     r"""Value, :math:`\sum_c t_c^\top \nabla^2 u\, t_c` and (optionally) :math:`\nabla u` of an MLP.
 
+    Three passes (module docstring): the forward sweep (:func:`_forward_sweep`), the adjoint sweep
+    (:func:`_adjoint_sweep`), then the tangent row norms :math:`q_l` weighted by
+    :math:`\delta_l \sigma''(z_l)` (:func:`_jacobian_trace` or :func:`_gram_trace`).
+
     Args:
         structure: from :func:`mlp_structure`.
         params: parameter dict containing the names in ``structure``.
@@ -181,83 +185,111 @@ def forward_quadratic_trace(
     """
     Ws = [params[k] for k in structure.weights]
     bs = [params[k] if k is not None else None for k in structure.biases]
-    n_hidden = len(structure.activations)
-    shared = tangents.dim() == 2
-    n_cols = tangents.shape[-1]
+    value, s1s, s2s = _forward_sweep(structure, Ws, bs, x)
+    deltas, gradient = _adjoint_sweep(Ws, s1s, value.shape[-1], x.shape[0], with_gradient)
+    mode = _choose_mode(mode, Ws, tangents.shape[-1])
+    if not s1s:
+        return value, value.new_zeros(value.shape), gradient
+    # sigma''(z_l) weighted by the adjoint: the coefficient of each unit's q_{l,h}, (N, m, H_l)
+    weights = [d * s2.unsqueeze(1) for d, s2 in zip(deltas, s2s)]
+    sweep = _jacobian_trace if mode == "jacobian" else _gram_trace
+    return value, sweep(Ws, s1s, weights, tangents, value.new_zeros(value.shape)), gradient
 
-    # forward sweep: values and activation derivatives
+
+def _forward_sweep(structure: MLPStructure, Ws: list[Tensor], bs: list[Tensor | None], x: Tensor
+                   ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    r"""The network's value ``(N, m)`` and, per hidden layer, :math:`\sigma'(z_l)` and :math:`\sigma''(z_l)`."""
     a = x
     s1s, s2s = [], []
-    for l in range(n_hidden):
+    for l, act in enumerate(structure.activations):
         z = _linear(a, Ws[l], bs[l])
-        a, s1, s2 = structure.activations[l].derivs(z)
+        a, s1, s2 = act.derivs(z)
         s1s.append(s1)
         s2s.append(s2)
-    value = _linear(a, Ws[-1], bs[-1])  # (N, m)
+    return _linear(a, Ws[-1], bs[-1]), s1s, s2s
 
-    # adjoint sweep: gamma_l = dU/dz_l for each output, shape (N, m, H_l)
-    m = value.shape[-1]
-    delta = Ws[-1].unsqueeze(0).expand(x.shape[0], m, Ws[-1].shape[-1])
-    # trace contributions sum_h delta_{l,h} sigma''(z_{l,h}) q_{l,h}; q computed below
+
+def _adjoint_sweep(Ws: list[Tensor], s1s: list[Tensor], m: int, n: int, with_gradient: bool
+                   ) -> tuple[list[Tensor], Tensor | None]:
+    r"""The adjoints :math:`\delta_l = \partial u/\partial a_l` ``(N, m, H_l)`` of every hidden layer and,
+    when asked, the input gradient :math:`\nabla u = W_1^\top \gamma_1` ``(N, m, D)``, with
+    :math:`\gamma_l = \delta_l \odot \sigma'(z_l)` and :math:`\delta_{l-1} = W_l^\top \gamma_l`."""
+    n_hidden = len(s1s)
+    delta = Ws[-1].unsqueeze(0).expand(n, m, Ws[-1].shape[-1])
     deltas: list[Tensor] = [None] * n_hidden  # type: ignore[list-item]
-    gamma = None
     for l in reversed(range(n_hidden)):
         deltas[l] = delta
         gamma = delta * s1s[l].unsqueeze(1)
         if l > 0 or with_gradient:
             delta = gamma @ Ws[l]  # (N, m, H_{l-1}) or (N, m, D) at l = 0
-    gradient = delta if with_gradient else None
+    return deltas, (delta if with_gradient else None)
 
-    # row norms of the tangent Jacobians, q_l (N, H_l) (or (H_1,) for the shared first layer)
-    widths = [w.shape[0] for w in Ws[:-1]]
+
+def _choose_mode(mode: str, Ws: list[Tensor], n_cols: int) -> str:
+    """``"jacobian"`` or ``"gram"``: ``"auto"`` picks the cheaper for the widths and ``n_cols`` tangents."""
     if mode == "auto":
         # jacobian mode costs ~H^2 C per layer, gram mode ~H^3 (2 per layer, 1 for the last one)
-        h = max(widths) if widths else 1
-        mode = "gram" if n_cols * max(n_hidden - 1, 1) > h * max(2 * n_hidden - 3, 1) else "jacobian"
+        n_hidden = len(Ws) - 1
+        h = max(w.shape[0] for w in Ws[:-1]) if n_hidden else 1
+        return "gram" if n_cols * max(n_hidden - 1, 1) > h * max(2 * n_hidden - 3, 1) else "jacobian"
     if mode not in ("jacobian", "gram"):
         raise ValueError(f"mode must be 'auto', 'jacobian' or 'gram', got {mode!r}")
+    return mode
 
-    trace = value.new_zeros(value.shape)
-    if n_hidden == 0:
-        return value, trace, gradient
-    # tangent Jacobians are carried transposed, (N, C, H): then J_l = (J_{l-1} * s_{l-1}) @ W_l^T is one
-    # large GEMM over N*C rows instead of N small batched ones
+
+def _jacobian_trace(Ws: list[Tensor], s1s: list[Tensor], weights: list[Tensor], tangents: Tensor,
+                    trace: Tensor) -> Tensor:
+    r"""``trace`` plus :math:`\sum_{l,h} w_{l,h} q_{l,h}`, carrying the tangent Jacobians ``(N, C, H_l)``.
+
+    They are carried transposed, so that :math:`J_l = (J_{l-1} \odot s_{l-1}) W_l^\top` is one large GEMM
+    over ``N*C`` rows instead of N small batched ones.
+    """
+    shared = tangents.dim() == 2
+    n, n_cols, n_hidden, m = s1s[0].shape[0], tangents.shape[-1], len(s1s), weights[0].shape[1]
     j = tangents.transpose(-1, -2) @ Ws[0].transpose(0, 1)  # (C, H1) shared, or (N, C, H1)
-    if mode == "jacobian":
-        u = None
-        for l in range(n_hidden):
-            if l == 1 and shared:
-                # J_2[n] = W_2 diag(s_1[n]) J_1^T with J_1 constant: with B_c = W_2 diag(J_1[c]) this is
-                # s_1 @ B^T, one GEMM and no (N, C, H) elementwise scaling pass
-                b = (Ws[1].unsqueeze(0) * j.unsqueeze(1)).reshape(-1, Ws[1].shape[1])  # (C*H2, H1)
-                j = (s1s[0] @ b.transpose(0, 1)).view(x.shape[0], n_cols, Ws[1].shape[0])
-            elif l > 0:
-                j = u @ Ws[l].transpose(0, 1)
-            w_l = deltas[l] * s2s[l].unsqueeze(1)  # (N, m, H_l)
-            if l == 0 and shared:
-                q = (j * j).sum(-2)  # constant (H_1,): no per-point cost
-                trace = trace + (w_l * q).sum(-1)
-                continue
-            nxt = s1s[l] if (l + 1 < n_hidden and not (l == 0 and shared)) else None
-            if m == 1:
-                contrib, u, _ = _TangentLayer.apply(j, nxt, w_l[:, 0])
-                trace = trace + contrib.unsqueeze(-1)
+    u = None
+    for l in range(n_hidden):
+        if l == 1 and shared:
+            # J_2[n] = W_2 diag(s_1[n]) J_1^T with J_1 constant: with B_c = W_2 diag(J_1[c]) this is
+            # s_1 @ B^T, one GEMM and no (N, C, H) elementwise scaling pass
+            b = (Ws[1].unsqueeze(0) * j.unsqueeze(1)).reshape(-1, Ws[1].shape[1])  # (C*H2, H1)
+            j = (s1s[0] @ b.transpose(0, 1)).view(n, n_cols, Ws[1].shape[0])
+        elif l > 0:
+            j = u @ Ws[l].transpose(0, 1)
+        w_l = weights[l]
+        if l == 0 and shared:
+            q = (j * j).sum(-2)  # constant (H_1,): no per-point cost
+            trace = trace + (w_l * q).sum(-1)
+            continue
+        nxt = s1s[l] if (l + 1 < n_hidden and not (l == 0 and shared)) else None
+        if m == 1:
+            contrib, u, _ = _TangentLayer.apply(j, nxt, w_l[:, 0])
+            trace = trace + contrib.unsqueeze(-1)
+        else:
+            q = (j * j).sum(-2)
+            trace = trace + (w_l * q.unsqueeze(-2)).sum(-1)
+            u = j * nxt.unsqueeze(-2) if nxt is not None else None
+    return trace
+
+
+def _gram_trace(Ws: list[Tensor], s1s: list[Tensor], weights: list[Tensor], tangents: Tensor,
+                trace: Tensor) -> Tensor:
+    r"""``trace`` plus :math:`\sum_{l,h} w_{l,h} q_{l,h}`, carrying the Gram matrices
+    :math:`G_l = J_l J_l^\top` ``(N, H_l, H_l)``: :math:`G_l = A_l G_{l-1} A_l^\top` with
+    :math:`A_l = W_l\,\mathrm{diag}(s_{l-1})`, and :math:`q_l = \mathrm{diag}\,G_l`."""
+    n_hidden = len(s1s)
+    j = tangents.transpose(-1, -2) @ Ws[0].transpose(0, 1)  # (C, H1) shared, or (N, C, H1)
+    g = j.transpose(-1, -2) @ j  # Gram matrix J J^T: (H1, H1) shared, or (N, H1, H1)
+    for l in range(n_hidden):
+        if l > 0:
+            a_l = Ws[l] * s1s[l - 1].unsqueeze(-2)  # W_l diag(s_{l-1}): (N, H_l, H_{l-1})
+            ag = a_l @ g
+            if l == n_hidden - 1:
+                q = (ag * a_l).sum(-1)  # only the diagonal of the last Gram matrix is needed
             else:
-                q = (j * j).sum(-2)
-                trace = trace + (w_l * q.unsqueeze(-2)).sum(-1)
-                u = j * nxt.unsqueeze(-2) if nxt is not None else None
-    else:
-        g = j.transpose(-1, -2) @ j  # Gram matrix J J^T: (H1, H1) shared, or (N, H1, H1)
-        for l in range(n_hidden):
-            if l > 0:
-                a_l = Ws[l] * s1s[l - 1].unsqueeze(-2)  # W_l diag(s_{l-1}): (N, H_l, H_{l-1})
-                ag = a_l @ g
-                if l == n_hidden - 1:
-                    q = (ag * a_l).sum(-1)  # only the diagonal of the last Gram matrix is needed
-                else:
-                    g = ag @ a_l.transpose(-1, -2)
-                    q = torch.diagonal(g, dim1=-2, dim2=-1)
-            else:
+                g = ag @ a_l.transpose(-1, -2)
                 q = torch.diagonal(g, dim1=-2, dim2=-1)
-            trace = trace + ((deltas[l] * s2s[l].unsqueeze(1)) * q.unsqueeze(-2)).sum(-1)
-    return value, trace, gradient
+        else:
+            q = torch.diagonal(g, dim1=-2, dim2=-1)
+        trace = trace + (weights[l] * q.unsqueeze(-2)).sum(-1)
+    return trace

@@ -19,12 +19,21 @@ Methods:
 ``SDGD(m)``               :math:`\frac{d}{m}\sum_{i\in S}\partial_{ii} f`, |S|=m   unbiased
 ========================  =====================================================  ==========
 
+Methods by name: :data:`LAPLACIANS` (``forward``, ``hessian``, ``nested``, ``hutchinson``, ``sdgd``), a
+:class:`sciml.registry.Registry` whose names are the choices of every config key and CLI flag that
+picks a Laplacian; ``LAPLACIANS.resolve(name_or_object, probes=k, d=d)`` builds one (an object passes
+through unchanged).
+
 Implementer's contract (for a new method): subclass :class:`AbstractLaplacian`; set ``stochastic``;
 if stochastic, implement :meth:`AbstractLaplacian.draw` (all randomness is drawn there, outside any
 vmap, from the caller's generator) and accept the drawn tensor as ``noise``; override
 ``noise_per_point`` if one draw serves the whole batch; return a
 :class:`Derivatives` whose shapes follow the table in its docstring; keep everything differentiable
-with respect to ``params``. Add the method to the oracle tests in ``tests/test_laplacian.py``.
+with respect to ``params``. Register it in :data:`LAPLACIANS`; ``tests/test_autodiff_registry.py``
+then checks it against a float64 ``torch.func.hessian`` trace (an exact method to 1e-10; a stochastic
+one needs its exact expectation over all its probes added there). Add it also to the oracle tests of
+``tests/test_autodiff_oracle.py`` (partial dims, chunks, parameter gradients of a Laplacian loss) and,
+if stochastic, to ``tests/test_autodiff_stochastic.py`` (unbiased, with the estimator's exact variance).
 """
 
 from __future__ import annotations

@@ -3,16 +3,16 @@
 See ``docs/conservation.md`` (the schema and ``sciml simulate``) and :mod:`problems.systems` (the catalogue).
 """
 
-from .integrators import DOP853, Integrator, Leapfrog, Yoshida4, default_integrator
+from .integrators import DOP853, INTEGRATORS, IntegrationError, Integrator, Leapfrog, Yoshida4, default_integrator
 from .lyapunov import LyapunovResult, lyapunov_exponent
-from .system import DynamicalSystem, InitialRegion
-from .trajectories import (MIN_TIMES, SCHEMA_VERSION, Trajectories, energy_drift, load_trajectories,
-                           save_trajectories, simulate)
+from .system import DynamicalSystem, InitialRegion, RegionError
+from .trajectories import (MIN_TIMES, SCHEMA_VERSION, Trajectories, energy_drift,
+                           load_trajectories, save_trajectories, simulate)
 
 __all__ = [
-    "DOP853", "Integrator", "Leapfrog", "Yoshida4", "default_integrator",
+    "DOP853", "INTEGRATORS", "IntegrationError", "Integrator", "Leapfrog", "Yoshida4", "default_integrator",
     "LyapunovResult", "lyapunov_exponent",
-    "DynamicalSystem", "InitialRegion",
-    "MIN_TIMES", "SCHEMA_VERSION", "Trajectories", "energy_drift", "load_trajectories", "save_trajectories",
-    "simulate",
+    "DynamicalSystem", "InitialRegion", "RegionError",
+    "MIN_TIMES", "SCHEMA_VERSION", "Trajectories", "energy_drift", "load_trajectories",
+    "save_trajectories", "simulate",
 ]

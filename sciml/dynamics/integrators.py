@@ -9,6 +9,9 @@ r"""Integrators as small strategy objects: ``integrator.integrate(system, x0, t)
 
 All work in float64 on a batch of initial states ``x0`` of shape ``(n, d)`` and return ``(n, T, d)`` at
 the output times ``t`` (shape ``(T,)``, ``t[0]`` the initial time).
+
+:data:`INTEGRATORS` names them (``yoshida4``, ``leapfrog``, ``dop853``): the choices of ``sciml simulate
+--integrator``; ``INTEGRATORS.resolve(name, max_step=h)`` builds one (``dop853`` chooses its own steps).
 """
 
 from __future__ import annotations
@@ -19,9 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..registry import Registry
 from .system import DynamicalSystem
 
-__all__ = ["Integrator", "Leapfrog", "Yoshida4", "DOP853", "default_integrator"]
+__all__ = ["Integrator", "Leapfrog", "Yoshida4", "DOP853", "default_integrator", "INTEGRATORS",
+           "IntegrationError"]
+
+
+class IntegrationError(RuntimeError):
+    """An adaptive integrator gave up (step size underflow, a non-finite vector field)."""
 
 
 class Integrator:
@@ -45,6 +54,10 @@ class _Splitting(Integrator):
     max_step: float = 1e-2  # largest internal step; each output interval is split evenly below it
 
     _weights: tuple[float, ...] = field(default=(1.0,), repr=False)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.max_step) and self.max_step > 0):
+            raise ValueError(f"{type(self).__name__}: max_step must be a finite number > 0, got {self.max_step}")
 
     def integrate(self, system: DynamicalSystem, x0: Tensor, t: Tensor) -> Tensor:
         if not system.separable:
@@ -113,8 +126,15 @@ class DOP853(Integrator):
         sol = solve_ivp(rhs, (tn[0], tn[-1]), x0.reshape(-1).numpy(), method="DOP853", t_eval=tn,
                         rtol=self.rtol, atol=self.atol)
         if not sol.success:
-            raise RuntimeError(f"DOP853 failed on {system.name}: {sol.message}")
+            raise IntegrationError(f"DOP853 failed on {system.name}: {sol.message}")
         return torch.from_numpy(sol.y.T.reshape(len(tn), n, d)).permute(1, 0, 2).contiguous()
+
+
+INTEGRATORS: Registry[Integrator] = Registry("integrator", Integrator)
+"""Integrators by name; the symplectic ones take ``max_step`` (largest internal step)."""
+INTEGRATORS.register("yoshida4", Yoshida4, doc="symplectic, order 4 (separable Hamiltonians)")
+INTEGRATORS.register("leapfrog", Leapfrog, doc="symplectic, order 2 (separable Hamiltonians)")
+INTEGRATORS.register("dop853", DOP853, doc="Dormand-Prince order 8, adaptive (any vector field)")
 
 
 def default_integrator(system: DynamicalSystem) -> Integrator:

@@ -14,9 +14,13 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-__all__ = ["DynamicalSystem", "InitialRegion"]
+__all__ = ["DynamicalSystem", "InitialRegion", "RegionError"]
 
 PointMap = Callable[[Tensor], Tensor]
+
+
+class RegionError(RuntimeError):
+    """The initial-state region almost never yields a state in the energy window / admissible set."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class DynamicalSystem:
             have += int(ok.sum())
             tries += 1
             if tries > 2000:
-                raise RuntimeError(f"{self.name}: the region rarely gives states with H in [{self.min_energy}, "
+                raise RegionError(f"{self.name}: the region rarely gives states with H in [{self.min_energy}, "
                                    f"{self.max_energy}]" + (" that are admissible" if self.admissible else "")
                                    + "; widen the window or the region")
         return torch.cat(kept)[:n]
