@@ -22,11 +22,19 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import stats
+
+from sciml.registry import Registry
 
 __all__ = ["HeavyTailProblem", "student_t", "cauchy_power", "pareto", "mixed", "make_problem", "PROBLEMS"]
 
 Survival = Callable[[np.ndarray], np.ndarray]
+
+
+def _stats():
+    # scipy is imported on first use: the command line reads this catalogue's names at every start
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class HeavyTailProblem:
 
 
 def _t_marginal_sf(nu: float) -> Survival:
-    return lambda r: 2.0 * stats.t.sf(np.asarray(r, float), nu)
+    return lambda r: 2.0 * _stats().t.sf(np.asarray(r, float), nu)
 
 
 def student_t(nu: float, dim: int = 2) -> HeavyTailProblem:
@@ -80,7 +88,7 @@ def student_t(nu: float, dim: int = 2) -> HeavyTailProblem:
 
     def radial_sf(r: np.ndarray) -> np.ndarray:
         r = np.asarray(r, float)
-        return stats.f.sf(r**2 / dim, dim, nu)
+        return _stats().f.sf(r**2 / dim, dim, nu)
 
     return HeavyTailProblem(f"student_t(nu={nu:g}, d={dim})", dim, sampler, radial_sf, float(nu),
                             tuple(_t_marginal_sf(nu) for _ in range(dim)), (float(nu),) * dim)
@@ -142,27 +150,28 @@ def mixed(dim: int = 4, n_heavy: int = 2, nu: float = 1.5) -> HeavyTailProblem:
     def sampler(n: int, rng: np.random.Generator) -> np.ndarray:
         return np.concatenate([rng.standard_normal((n, n_light)), rng.standard_t(nu, (n, n_heavy))], axis=1)
 
-    gauss = lambda r: 2.0 * stats.norm.sf(np.asarray(r, float))  # noqa: E731
+    gauss = lambda r: 2.0 * _stats().norm.sf(np.asarray(r, float))  # noqa: E731
     return HeavyTailProblem(f"mixed(d={dim}, heavy={n_heavy}, nu={nu:g})", dim, sampler, None, float(nu),
                             (gauss,) * n_light + (_t_marginal_sf(nu),) * n_heavy,
                             (float("inf"),) * n_light + (float(nu),) * n_heavy)
 
 
-PROBLEMS = ("student_t", "cauchy_power", "pareto", "mixed")
+#: the catalogue by name (``--problem``); every factory takes the keywords of :func:`make_problem` it needs
+PROBLEMS: Registry[HeavyTailProblem] = Registry("problem", HeavyTailProblem)
+PROBLEMS.register("student_t", lambda nu=1.5, dim=2: student_t(nu, dim), doc="multivariate Student-t(nu) in dim")
+PROBLEMS.register("cauchy_power", lambda dim=10, embed_dim=None: cauchy_power(dim, embed_dim),
+                  doc="Cauchy power transform in dim coordinates, zero-padded to embed_dim")
+PROBLEMS.register("pareto", lambda nu=1.5, dim=1: pareto(nu, dim), doc="iid symmetric Lomax(a = nu) coordinates")
+PROBLEMS.register("mixed", lambda nu=1.5, dim=4, n_heavy=None: mixed(dim, max(1, dim // 2) if n_heavy is None
+                                                                     else n_heavy, nu),
+                  doc="Gaussian and Student-t(nu) coordinates side by side")
 
 
 def make_problem(name: str, *, nu: float = 1.5, dim: int = 2, embed_dim: int | None = None,
                  n_heavy: int | None = None) -> HeavyTailProblem:
-    """Build a problem by name (``student_t``, ``cauchy_power``, ``pareto``, ``mixed``).
+    """Build a problem by name (:data:`PROBLEMS`: ``student_t``, ``cauchy_power``, ``pareto``, ``mixed``).
 
-    ``nu`` is the tail index (Student-t degrees of freedom, Pareto ``a``); ``dim`` the (heavy) dimension.
+    ``nu`` is the tail index (Student-t degrees of freedom, Pareto ``a``); ``dim`` the (heavy) dimension;
+    ``n_heavy`` the heavy coordinates of ``mixed`` (default ``max(1, dim // 2)``).
     """
-    if name == "student_t":
-        return student_t(nu, dim)
-    if name == "cauchy_power":
-        return cauchy_power(dim, embed_dim)
-    if name == "pareto":
-        return pareto(nu, dim)
-    if name == "mixed":
-        return mixed(dim, n_heavy if n_heavy is not None else max(1, dim // 2), nu)
-    raise ValueError(f"unknown problem {name!r}; choose one of {list(PROBLEMS)}")
+    return PROBLEMS.resolve(name, nu=nu, dim=dim, embed_dim=embed_dim, n_heavy=n_heavy)

@@ -9,7 +9,7 @@ A registry maps names to factories (usually the strategy's class)::
     class ForwardLaplacian(AbstractLaplacian): ...
 
     LAPLACIANS.resolve("forward")          # -> ForwardLaplacian()
-    LAPLACIANS.resolve("sdgd", m=16)       # -> SDGD(m=16)
+    LAPLACIANS.resolve("sdgd", probes=16)  # -> SDGD(num_dims=16)
     LAPLACIANS.resolve(SDGD(8))            # an object passes through unchanged
     LAPLACIANS.names()                     # the choices a config key or a CLI flag offers
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from sciml.autodiff import point_function
-from sciml.divergence.constraints import GradientPenalty, SpectralNormalization, Unconstrained, make_constraint
-from sciml.divergence.objectives import (AlphaDivergence, KLDivergence, WassersteinCritic, discrete_divergence,
-                                         gaussian_alpha_divergence, make_divergence, variational_objective)
+from sciml.heavytail.constraints import (CONSTRAINTS, GradientPenalty, SpectralNormalization, Unconstrained,
+                                         make_constraint)
+from sciml.heavytail.objectives import (DIVERGENCES, AlphaDivergence, KLDivergence, WassersteinCritic, discrete_divergence,
+                                        gaussian_alpha_divergence, make_divergence, variational_objective)
 from sciml.nn.lipschitz import CriticMLP, input_gradient_norms, lipschitz_upper_bound
 
 
@@ -177,6 +178,25 @@ def test_make_constraint_and_divergence_errors():
     with pytest.raises(ValueError, match="lipschitz"):
         GradientPenalty(0.0)
     assert isinstance(make_divergence(1), KLDivergence)
+
+
+def test_registries_resolve_names_and_pass_objects_through():
+    """Names build the strategy with the options it takes; objects pass unchanged; unknown names list the
+    registered ones."""
+    assert DIVERGENCES.names() == ("alpha", "kl", "wasserstein")
+    assert CONSTRAINTS.names() == ("gp", "spectral", "none")
+    assert DIVERGENCES.resolve("alpha", alpha=3.0) == AlphaDivergence(3.0)
+    assert isinstance(DIVERGENCES.resolve("alpha", alpha=1.0), KLDivergence)  # the alpha -> 1 limit
+    assert isinstance(DIVERGENCES.resolve("kl", alpha=3.0), KLDivergence)  # alpha ignored
+    assert isinstance(DIVERGENCES.resolve("wasserstein"), WassersteinCritic)
+    assert make_constraint("gp", 2.0, 5.0) == GradientPenalty(2.0, 5.0)
+    assert make_constraint("spectral", 0.5) == SpectralNormalization(0.5)
+    two_sided = GradientPenalty(1.0, one_sided=False)
+    assert make_constraint(two_sided, 7.0) is two_sided
+    with pytest.raises(ValueError, match="wasserstein"):
+        DIVERGENCES.resolve("hellinger")
+    with pytest.raises(TypeError):
+        make_constraint(3.0)
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Generic, Mapping, Protocol, TypeVar, runtime_c
 import torch
 
 from .config import ConfigError, config_to_dict, dump_toml
-from .errors import CheckpointError, UsageError
+from .errors import CheckpointError, UsageError, UserError
 from .loop import train_loop
 from .result import Result, Status
 from .rundir import RunDir
@@ -244,6 +244,8 @@ def _check_checkpoint(run: RunDir, m: Any) -> None:
         return
     try:
         m.load_state(ck)
+    except UserError:  # the method's own one-line reason (e.g. other data than the run's)
+        raise
     except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{run.latest_checkpoint()}: does not fit this run's model ({first}); the run "

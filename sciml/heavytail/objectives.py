@@ -36,9 +36,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..registry import Registry
+
 __all__ = [
-    "FDivergence", "AlphaDivergence", "KLDivergence", "WassersteinCritic", "make_divergence", "variational_objective",
-    "discrete_divergence", "gaussian_alpha_divergence", "gaussian_kl",
+    "FDivergence", "AlphaDivergence", "KLDivergence", "WassersteinCritic", "DIVERGENCES", "make_divergence",
+    "variational_objective", "discrete_divergence", "gaussian_alpha_divergence", "gaussian_kl",
 ]
 
 
@@ -109,8 +111,8 @@ class KLDivergence(FDivergence):
         return 1 + torch.log(x)
 
 
-def make_divergence(alpha: float) -> FDivergence:
-    """``AlphaDivergence(alpha)``, or ``KLDivergence()`` for ``alpha == 1`` (the limit)."""
+def make_divergence(alpha: float = 2.0) -> FDivergence:
+    """The alpha family: ``AlphaDivergence(alpha)``, or ``KLDivergence()`` for ``alpha == 1`` (the limit)."""
     return KLDivergence() if alpha == 1 else AlphaDivergence(alpha)
 
 
@@ -158,3 +160,10 @@ class WassersteinCritic(FDivergence):
 
     def f_prime(self, x: Tensor) -> Tensor:  # pragma: no cover - not differentiable
         raise NotImplementedError("the Wasserstein critic has no f'")
+
+
+#: the objectives a run can train on: the config key ``divergence`` and ``--divergence`` offer these names
+DIVERGENCES: Registry[FDivergence] = Registry("divergence", FDivergence)
+DIVERGENCES.register("alpha", make_divergence, doc="alpha-divergence f_alpha (alpha = 1: its limit, KL)")
+DIVERGENCES.register("kl", KLDivergence, doc="Kullback-Leibler, f(x) = x log x")
+DIVERGENCES.register("wasserstein", WassersteinCritic, doc="E_P phi - E_Q phi: L W1 with an L-Lipschitz critic (WGAN)")

@@ -1,4 +1,5 @@
-r"""Generators: GAN generator with Gaussian or heavy-tailed latent noise, and the potential CNF.
+r"""Generators: GAN generator with Gaussian or heavy-tailed latent noise, the particle cloud, and the
+potential CNF. Each is a module with ``dim`` and ``sample(n, generator=)`` (:class:`Sampler`).
 
 **Why heavy-tailed latents.** A Lipschitz map :math:`G` satisfies :math:`|G(z)| \le |G(0)| + L|z|`, so
 :math:`P(|G(Z)|>r) \le P(|Z| > (r-|G(0)|)/L)`: Gaussian :math:`Z` gives sub-Gaussian outputs and no MLP
@@ -17,7 +18,7 @@ with the divergence from the autodiff core (exact, or Hutchinson with probes pas
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -27,7 +28,20 @@ from ..autodiff import batch, divergence as exact_divergence, divergence_estimat
 from ..nn.lipschitz import CriticMLP
 from ..nn.mlp import MLP
 
-__all__ = ["sample_latent", "Generator", "PotentialFlow", "student_t_logpdf"]
+__all__ = ["Sampler", "sample_latent", "Generator", "ParticleCloud", "PotentialFlow", "student_t_logpdf", "LATENTS"]
+
+#: latent noise of the GAN generator (``gan.latent``)
+LATENTS = ("gaussian", "student", "student_iid")
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """A trained generator: draws ``(n, dim)`` samples on its own device, randomness from ``generator``
+    (``None``: torch's global stream)."""
+
+    dim: int
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor: ...
 
 
 def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Generator | None = None,
@@ -42,7 +56,7 @@ def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Ge
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else None))
     rng = np.random.default_rng(seed)
     shape = (n, 1) if kind == "student" else (n, dim)
-    if kind not in ("student", "student_iid"):
+    if kind not in LATENTS:
         raise ValueError(f"unknown latent {kind!r}")
     w = torch.as_tensor(rng.chisquare(nu, size=shape) / nu, device=device, dtype=dtype)
     return z / w.sqrt()
@@ -56,16 +70,62 @@ def student_t_logpdf(z: Tensor, nu: float) -> Tensor:
 
 
 class Generator(nn.Module):
-    """GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise."""
+    """GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise.
 
-    def __init__(self, latent_dim: int, out_dim: int, width: int = 64, depth: int = 3, activation: str = "leaky_relu"):
+    Args:
+        latent_dim: dimension of z. out_dim: dimension of x.
+        latent: the latent law (:data:`LATENTS`); ``latent_nu`` its Student-t degrees of freedom.
+    """
+
+    def __init__(self, latent_dim: int, out_dim: int, width: int = 64, depth: int = 3, activation: str = "leaky_relu",
+                 *, latent: str = "gaussian", latent_nu: float = 0.0):
         super().__init__()
         # the same Linear / 1-Lipschitz-activation stack as the critic
         self.net = CriticMLP(latent_dim, width, depth, activation, out_dim=out_dim)
         self.latent_dim, self.out_dim = latent_dim, out_dim
+        self.latent, self.latent_nu = latent, float(latent_nu)
+
+    @property
+    def dim(self) -> int:
+        return self.out_dim
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
+
+    def noise(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` latent draws on the network's device, in torch's default dtype."""
+        dev = next(self.parameters()).device
+        return sample_latent(self.latent, n, self.latent_dim, self.latent_nu, generator=generator, device=dev,
+                             dtype=torch.get_default_dtype())
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, chunk: int = 10000) -> Tensor:
+        """:math:`G(z)` for ``n`` latent draws (in chunks of ``chunk``)."""
+        return torch.cat([self(self.noise(min(chunk, n - i), generator=generator)) for i in range(0, n, chunk)])
+
+
+class ParticleCloud(nn.Module):
+    """The particle flow's generator: the particles themselves, ``(n_particles, dim)`` (a buffer, so it
+    is saved and moved with the module). ``sample(n)`` returns the first ``n`` particles."""
+
+    def __init__(self, particles: Tensor):
+        super().__init__()
+        self.register_buffer("particles", particles)
+
+    @property
+    def dim(self) -> int:
+        return int(self.particles.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.particles.shape[0])
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        if n > len(self):
+            from ..run.errors import UsageError
+
+            raise UsageError("n", f"the particle flow has {len(self)} particles; ask for at most that many samples "
+                                  "(or train with more [particles] n_particles)")
+        return self.particles[:n].detach()
 
 
 class PotentialFlow(nn.Module):
@@ -162,9 +222,12 @@ class PotentialFlow(nn.Module):
         return sample_latent(kind, n, self.dim, self.base_nu, generator=generator, device=device, dtype=dtype)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32,
+    def sample(self, n: int, *, generator: torch.Generator | None = None, device=None, dtype=None,
                chunk: int = 10000) -> Tensor:
-        """Draw from the base and integrate backward from T to 0."""
+        """Draw from the base and integrate backward from T to 0 (default: on the flow's device, in
+        torch's default dtype)."""
+        device = device if device is not None else next(self.parameters()).device
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
         out = []
         for i in range(0, n, chunk):
             z = self.sample_base(min(chunk, n - i), generator=generator, device=device, dtype=dtype)

@@ -23,8 +23,10 @@ from torch import Tensor, nn
 
 from ..autodiff import batch, gradient
 from ..nn.lipschitz import spectral_normalize_
+from ..registry import Registry
 
-__all__ = ["LipschitzConstraint", "GradientPenalty", "SpectralNormalization", "Unconstrained", "make_constraint"]
+__all__ = ["LipschitzConstraint", "GradientPenalty", "SpectralNormalization", "Unconstrained", "CONSTRAINTS",
+           "make_constraint"]
 
 
 class LipschitzConstraint:
@@ -109,13 +111,14 @@ class SpectralNormalization(LipschitzConstraint):
         spectral_normalize_(critic, self.lipschitz)
 
 
-def make_constraint(kind: str, lipschitz: float, weight: float = 10.0) -> LipschitzConstraint:
-    """``"gp"`` -> :class:`GradientPenalty`, ``"spectral"`` -> :class:`SpectralNormalization`,
-    ``"none"`` -> :class:`Unconstrained`."""
-    if kind == "gp":
-        return GradientPenalty(lipschitz, weight)
-    if kind == "spectral":
-        return SpectralNormalization(lipschitz)
-    if kind == "none":
-        return Unconstrained()
-    raise ValueError(f"constraint must be 'gp', 'spectral' or 'none', got {kind!r}")
+#: the Lipschitz constraints of the critic: the config key ``constraint`` and ``--constraint`` offer these names
+CONSTRAINTS: Registry[LipschitzConstraint] = Registry("Lipschitz constraint", LipschitzConstraint)
+CONSTRAINTS.register("gp", GradientPenalty, doc="one-sided gradient penalty (soft)")
+CONSTRAINTS.register("spectral", SpectralNormalization, doc="spectral normalisation of every weight (hard)")
+CONSTRAINTS.register("none", Unconstrained, doc="no bound: the plain f-divergence")
+
+
+def make_constraint(kind: str | LipschitzConstraint, lipschitz: float = 1.0, weight: float = 10.0) -> LipschitzConstraint:
+    """A constraint by name (``gp``, ``spectral``, ``none``: :data:`CONSTRAINTS`) built with ``lipschitz``
+    and the penalty ``weight`` where it takes them; a constraint object is returned as it is."""
+    return CONSTRAINTS.resolve(kind, lipschitz=lipschitz, weight=weight)

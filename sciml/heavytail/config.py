@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
 from ..run import ConfigError, param
+from .constraints import CONSTRAINTS
+from .models import LATENTS
+from .objectives import DIVERGENCES
+from .strategies import MODELS
 
 __all__ = ["CriticConfig", "GANConfig", "ParticleConfig", "FlowConfig", "HeavyTailConfig"]
 
@@ -18,7 +23,7 @@ class CriticConfig:
 
     width: int = param(64, ge=1, doc="hidden width")
     depth: int = param(3, ge=1, doc="hidden layers")
-    activation: str = param("relu", choices=("relu", "leaky_relu", "elu", "tanh", "softplus"))
+    activation: str = param("relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the critic")
     steps: int = param(5, ge=1, doc="critic updates per generator/particle step")
 
@@ -27,13 +32,13 @@ class CriticConfig:
 class GANConfig:
     """GAN generator: an MLP on latent noise."""
 
-    latent: str = param("student", choices=("gaussian", "student", "student_iid"),
+    latent: str = param("student", choices=LATENTS,
                         doc="latent noise; a Lipschitz map of Gaussian noise cannot make power-law tails")
     latent_nu: float = param(0.0, ge=0, doc="latent Student-t degrees of freedom; 0 = smoothed Hill estimate of the data")
     latent_dim: int = param(0, ge=0, doc="latent dimension; 0 = data dimension")
     width: int = param(64, ge=1)
     depth: int = param(3, ge=1)
-    activation: str = param("leaky_relu", choices=("relu", "leaky_relu", "elu", "tanh", "softplus"))
+    activation: str = param("leaky_relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the generator")
 
 
@@ -69,13 +74,15 @@ class FlowConfig:
 class HeavyTailConfig:
     """A heavy-tail generative run."""
 
-    model: str = param("gan", choices=("gan", "particles", "flow"))
-    alpha: float = param(2.0, gt=0, doc="alpha of the alpha-divergence (1 = KL); GAN and particles")
+    model: str = param("gan", choices=MODELS.names(), doc="the generator: gan, particles (GPA) or flow (OT-Flow)")
+    divergence: str = param("alpha", choices=DIVERGENCES.names(),
+                            doc="objective of the critic (GAN, particles): alpha = the alpha-divergence "
+                                "(alpha = 1: KL), kl, wasserstein = the WGAN objective E_P phi - E_Q phi")
+    alpha: float = param(2.0, gt=0, doc="alpha of the alpha-divergence (1 = KL)")
     lipschitz: float = param(1.0, gt=0, doc="L of the W1 proximal (critic Lipschitz bound)")
-    constraint: str = param("gp", choices=("gp", "spectral", "none"),
+    constraint: str = param("gp", choices=CONSTRAINTS.names(),
                             doc="gp = one-sided gradient penalty, spectral = hard normalisation, none = plain f-divergence")
     gp_weight: float = param(10.0, ge=0, doc="beta of the gradient penalty")
-    wasserstein: bool = param(False, doc="use the WGAN objective E_P phi - E_Q phi instead of an f-divergence")
     steps: int = param(2000, ge=1, doc="generator / particle / flow steps")
     batch: int = param(512, ge=0, doc="minibatch size; 0 = full batch")
     seed: int = param(0)
@@ -88,6 +95,10 @@ class HeavyTailConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
 
     def __post_init__(self):
-        if self.alpha < 1 and self.model != "flow" and not self.wasserstein:
+        if not MODELS[self.model].adversarial:
+            return  # the flow has no critic: divergence, alpha and constraint do not apply
+        if self.divergence == "alpha" and self.alpha < 1:
             raise ConfigError("alpha", "alpha < 1 is not supported for training (its conjugate is +inf for phi >= 0); "
-                             "use alpha > 1 or alpha = 1 (KL)")
+                                       "use alpha > 1 or alpha = 1 (KL)")
+        if self.divergence == "wasserstein" and self.constraint == "none":
+            raise ConfigError("constraint", "the Wasserstein objective needs a Lipschitz critic; use 'gp' or 'spectral'")

@@ -1,0 +1,173 @@
+r"""The three generators as strategy objects (:data:`MODELS`): how each is built from the config and the
+data, and one training step of each.
+
+* ``gan`` -- the critic :math:`\phi` maximises :math:`E_{P_G}[\phi] - E_Q[f^*(\phi)]` minus the Lipschitz
+  penalty (``critic.steps`` updates per generator update); the generator minimises
+  :math:`E_{z}[\phi(G(z))]`. With ``L`` finite this trains on the W1-proximal divergence
+  :math:`\inf_R D_f(R\|Q) + L W_1(P_G, R)`.
+* ``particles`` (GPA) -- the particle cloud :math:`P = \{Y_i\}` plays the generator: after re-fitting
+  the critic, :math:`Y \leftarrow Y - \Delta t\,\nabla\phi(Y)` (the gradient flow of
+  :math:`P\mapsto D_f^{\Gamma_L}(P\|Q)`); with an L-Lipschitz critic each particle moves at most
+  :math:`L\Delta t` per step.
+* ``flow`` -- maximum likelihood with the W2 proximal: minimise
+  ``nll * NLL + kinetic * E int |v|^2/2 + hjb * E int |HJB|``.
+
+A strategy never holds state: the networks, optimisers, particles and random stream live in the
+:class:`~sciml.heavytail.method.HeavyTail` run it is given, which checkpoints them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..registry import Registry
+from .metrics import smoothed_hill
+from .models import Generator, ParticleCloud, PotentialFlow
+
+if TYPE_CHECKING:
+    from .config import HeavyTailConfig
+    from .method import HeavyTail
+
+__all__ = ["GenerativeModel", "GANModel", "ParticleModel", "FlowModel", "MODELS"]
+
+
+def _auto_nu(value: float, data: np.ndarray) -> float:
+    """0 means: the Hill estimate of the data's radial tail index (averaged over k = 1%..5% of n)."""
+    return float(value) if value > 0 else smoothed_hill(np.linalg.norm(data, axis=1))
+
+
+class GenerativeModel:
+    """One kind of generator.
+
+    Attributes:
+        name: its name in :data:`MODELS` (the config key ``model``).
+        adversarial: trained against a critic (so the divergence and the Lipschitz constraint apply).
+    """
+
+    name: ClassVar[str] = ""
+    adversarial: ClassVar[bool] = True
+
+    def resolve(self, cfg: "HeavyTailConfig", data: np.ndarray) -> dict[str, Any]:
+        """What the config leaves to the data (sizes, tail indices given as 0); saved with the model."""
+        return {"dim": int(data.shape[1])}
+
+    def build(self, cfg: "HeavyTailConfig", info: dict[str, Any], *, device: torch.device,
+              generator: torch.Generator | None) -> nn.Module:
+        """The untrained generator: networks initialised from torch's global stream, anything else drawn
+        from ``generator``."""
+        raise NotImplementedError
+
+    def optimiser(self, cfg: "HeavyTailConfig", sampler: nn.Module) -> torch.optim.Optimizer | None:
+        """The generator's optimiser (``None``: the step updates it directly)."""
+        return None
+
+    def step(self, run: "HeavyTail", i: int) -> dict[str, float]:
+        """Step ``i`` of ``run``: metrics (the first one is shown in the progress bar)."""
+        raise NotImplementedError
+
+    def n_final(self, cfg: "HeavyTailConfig", sampler: nn.Module) -> int:
+        """How many samples are drawn at the end for the metrics."""
+        return cfg.n_samples
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+#: the generators a run can train: the config key ``model`` and ``--model`` offer these names
+MODELS: Registry[GenerativeModel] = Registry("model", GenerativeModel)
+
+
+@MODELS.register("gan")
+class GANModel(GenerativeModel):
+    """GAN: an MLP generator on Gaussian or Student-t latent noise, against a Lipschitz critic."""
+
+    name = "gan"
+
+    def resolve(self, cfg, data):
+        g = cfg.gan
+        return {**super().resolve(cfg, data), "latent_dim": g.latent_dim or int(data.shape[1]),
+                "latent_nu": _auto_nu(g.latent_nu, data) if g.latent != "gaussian" else 0.0}
+
+    def build(self, cfg, info, *, device, generator):
+        g = cfg.gan
+        return Generator(info["latent_dim"], info["dim"], g.width, g.depth, g.activation, latent=g.latent,
+                         latent_nu=info["latent_nu"]).to(device)
+
+    def optimiser(self, cfg, sampler):
+        return torch.optim.Adam(sampler.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999))
+
+    def step(self, run, i):
+        G, critic, bs = run.sampler, run.critic, run.batch_size
+        for _ in range(run.config.critic.steps):
+            with torch.no_grad():
+                xg = G(G.noise(bs, generator=run.generator))
+            m = run.critic_step(xg, run.data_batch())
+        loss = critic(G(G.noise(bs, generator=run.generator))).mean()
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimiser.step()
+        return {**m, "gen_loss": float(loss.detach())}
+
+
+@MODELS.register("particles")
+class ParticleModel(GenerativeModel):
+    """Lipschitz-regularised generative particle flow (GPA): the particles move down the critic."""
+
+    name = "particles"
+
+    def resolve(self, cfg, data):
+        return {**super().resolve(cfg, data), "n_particles": cfg.particles.n_particles or int(data.shape[0])}
+
+    def build(self, cfg, info, *, device, generator):
+        y = torch.randn(info["n_particles"], info["dim"], generator=generator, device=device,
+                        dtype=torch.get_default_dtype())
+        return ParticleCloud(cfg.particles.init_scale * y)
+
+    def step(self, run, i):
+        cloud, bs = run.sampler, run.batch_size
+        Y = cloud.particles
+        for _ in range(run.config.critic.steps):
+            m = run.critic_step(Y[run.batch_index(len(Y), bs)], run.data_batch())
+        p = {k: v.detach() for k, v in run.critic.named_parameters()}
+        v = run.critic_gradient(p, Y)
+        cloud.particles = Y - run.config.particles.dt * v
+        return {**m, "max_speed": float(v.norm(dim=1).max()), "max_radius": float(cloud.particles.norm(dim=1).max())}
+
+    def n_final(self, cfg, sampler):
+        return min(cfg.n_samples, len(sampler))
+
+
+@MODELS.register("flow")
+class FlowModel(GenerativeModel):
+    """Continuous normalising flow with a potential velocity and the W2 proximal (OT-Flow)."""
+
+    name = "flow"
+    adversarial = False
+
+    def resolve(self, cfg, data):
+        f = cfg.flow
+        return {**super().resolve(cfg, data), "base_nu": _auto_nu(f.base_nu, data) if f.base == "student" else 0.0}
+
+    def build(self, cfg, info, *, device, generator):
+        f = cfg.flow
+        return PotentialFlow(info["dim"], f.width, f.depth, f.activation, horizon=f.horizon, n_steps=f.n_steps,
+                             divergence=f.divergence, probes=f.probes, base=f.base,
+                             base_nu=info["base_nu"]).to(device)
+
+    def optimiser(self, cfg, sampler):
+        return torch.optim.Adam(sampler.parameters(), lr=cfg.flow.lr)
+
+    def step(self, run, i):
+        flow, f = run.sampler, run.config.flow
+        z, ldiv, kin, hjb = flow.integrate(run.data_batch(), generator=run.generator)
+        nll = -(flow.base_logpdf(z) + ldiv).mean()
+        loss = f.nll * nll + f.kinetic * kin.mean() + f.hjb * hjb.mean()
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimiser.step()
+        return {"loss": float(loss.detach()), "nll": float(nll.detach()), "kinetic": float(kin.mean().detach()),
+                "hjb": float(hjb.mean().detach())}
