@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from sciml.conservation import FloorRule, JumpRule
-from sciml.conservation.discover import decide_count, exact_flags
+from sciml.conservation.count import exact_flags
 
 
 def _ok(r: dict, n: int) -> bool:
@@ -83,8 +83,8 @@ def main() -> None:
                 for r in own:
                     c = r.get("config", {})
                     rule = FloorRule(c.get("floor", 1e-3), D, c.get("floor_exact_decades", 2.0), Di)
-                    dec = decide_count(rule, r["stats"], [st["median"] for st in r["stats"]], complete=True,
-                                       cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
+                    dec = rule.count(r["stats"], [st["median"] for st in r["stats"]], complete=True,
+                                     cap=r["dim"] // 2 if r.get("involution") else r["dim"] - 1)
                     right += _ok(r, dec.n)
                     margins.append(dec.margin)
                 cells.append(f"{right}/{len(own)}, {min(margins):.2f}")

@@ -1,7 +1,7 @@
 """Reproduction table: discover the conserved quantities of every catalogue system, one rule for all.
 
 For each system: simulate trajectories (the same data settings for every system), run
-:func:`sciml.conservation.discover` with the default config, check the learned quantities against the
+:class:`sciml.conservation.Deflation` (``sciml.fit``) with the default config, check the learned quantities against the
 known invariants (span and held-out constancy), and write ``OUT/<system>-N<n>.json`` with the per-candidate
 held-out loss under every statistic (so the count rule can be calibrated afterwards without retraining)
 and the wall time. ``--summarise`` prints the Markdown table from the JSON files.
@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+import sciml
 from problems.systems import HAS_N, SYSTEMS, get_system
-from sciml.conservation import DiscoveryConfig, FloorRule, JumpRule, constancy, discover, span_check
-from sciml.conservation.discover import EXACT_START, decide_count
+from sciml.conservation import Deflation, DiscoveryConfig, FloorRule, JumpRule, constancy, span_check
+from sciml.conservation.count import EXACT_START
 from sciml.dynamics import simulate
-from sciml.run import load_config
+from sciml.run import load_config, setup_logging
 from sciml.run.io import atomic_write_text
 
 
@@ -47,7 +48,10 @@ def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
     overrides = {"seed": args.seed, "steps": args.steps, "involution": args.involution}
     cfg = load_config(args.config or {}, DiscoveryConfig, overrides=overrides)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = discover(traj, cfg, verbose=True)
+    run = sciml.fit(Deflation, cfg, traj)
+    if run.payload is None:
+        raise RuntimeError(f"{name}: {run.status.value}: {run.message}")
+    res = run.payload
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     ho = traj.X[res.split[1]]
     rep = span_check(res.conserved, system.invariants, ho.reshape(-1, system.dim)) if res.n_conserved else None
@@ -92,9 +96,8 @@ def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = F
         complete = len(losses) == r["dim"] - 1 and not r.get("involution")
         cap = (r["dim"] // 2) if r.get("involution") else r["dim"] - 1
         c = r.get("config", {})
-        fl = decide_count(FloorRule(c.get("floor", 1e-3), floor_decades, c.get("floor_exact_decades", 2.0),
-                                    independence), r["stats"], losses, complete=complete, cap=cap,
-                          floor_reference=reference)
+        fl = FloorRule(c.get("floor", 1e-3), floor_decades, c.get("floor_exact_decades", 2.0), independence,
+                       reference).count(r["stats"], losses, complete=complete, cap=cap)
         jp = JumpRule(min_jump, constancy_tol=0.5).decide(losses, complete=complete, cap=cap,
                                                           constancy=None if args_no_veto else _constancy(r))
         at_least = r.get("at_least", r["system"] == "toda-periodic" and not r.get("involution"))
@@ -148,6 +151,7 @@ def main() -> None:
                   args.floor_reference)
         return
     torch.set_num_threads(args.threads)
+    setup_logging("INFO")  # one line per candidate
     out.mkdir(parents=True, exist_ok=True)
     names = list(SYSTEMS) if args.systems == ["all"] else args.systems
     for name in names:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from problems.systems import get_system
-from sciml.conservation import (DiscoveryConfig, FloorRule, JumpRule, alignment_residual, deflation_factor, discover,
+import sciml
+from sciml.conservation import (Deflation, DiscoveryConfig, FloorRule, JumpRule, alignment_residual, deflation_factor,
                                 finite_difference_velocity, orthonormal_span, point_loss, poisson_bracket,
                                 span_check)
 from sciml.conservation.checks import invariant_gradients
@@ -174,7 +175,7 @@ def test_floor_rule_with_each_candidates_own_floor():
     assert d.margin == pytest.approx(0.75 - math.log10(8.4e-6 / 2.6e-6))
     # without the independence figures only the losses decide; with the global floor the third fails
     assert rule.decide(losses, floors=floors).n == 4
-    assert FloorRule(1e-3, 1.0).decide(losses).n == 2                      # the 23 Nov rule
+    assert FloorRule(1e-3, 1.0).decide(losses).n == 2                      # the global-floor rule
 
 
 # ------------------------------------------------------------------------------ checks
@@ -205,6 +206,11 @@ SMALL = dict(steps=600, lr=1e-2, batch_size=512, library_degree=0, rule="jump",
              network={"width": 32, "depth": 2, "activation": "silu"})
 
 
+def discover(tr, cfg, out=None):
+    """The discovery (payload of sciml.fit) of ``tr`` with ``cfg``."""
+    return sciml.fit(Deflation, cfg, tr, out=out).payload
+
+
 def _cfg(**kw):
     from sciml.run import load_config
 
@@ -214,7 +220,7 @@ def _cfg(**kw):
 def test_ho1d_gives_one(tmp_path):
     s = get_system("ho1d")
     tr = simulate(s, 64, 60, 0.05, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, _cfg(steps=300), out=tmp_path / "run", verbose=False)
+    res = discover(tr, _cfg(steps=300), out=tmp_path / "run")
     assert res.n_conserved == 1 and res.decision.margin > 0
     ho = tr.X[res.split[1]]
     # the learned H is a function of the energy: the same gradient direction
@@ -229,7 +235,7 @@ def test_ho2d_isotropic_gives_three():
     tr = simulate(s, 128, 60, 0.05, generator=torch.Generator().manual_seed(0))
     # 600 steps sufficed on an AMD EPYC but left the third law at loss 3e-2 on an Intel Xeon; 1500 pass
     # there (the demo's identical run: 3e-6, margin 4.5 decades)
-    res = discover(tr, _cfg(steps=1500), verbose=False)
+    res = discover(tr, _cfg(steps=1500))
     assert res.n_conserved == 3, res.losses
     rep = span_check(res.conserved, s.invariants, tr.X[res.split[1]].reshape(-1, 4))
     assert rep.spans(), rep
@@ -241,13 +247,13 @@ def test_cli_discover_errors_and_json(tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as fh:
         fh["trajectories"] = np.zeros((3, 10))
-    assert main(["discover", str(bad)]) == 2
+    assert main(["discover", str(bad), "--out", str(tmp_path / "r0")]) == 2
     err = capsys.readouterr().err
     assert "rank 3" in err and len(err.strip().splitlines()) == 1
     good = tmp_path / "g.h5"
     assert main(["simulate", "ho1d", "--n-traj", "8", "--n-times", "60", "--out", str(good)]) == 0
     capsys.readouterr()
-    assert main(["discover", str(good), "--max-laws", "3"]) == 2            # more than d-1 = 1
+    assert main(["discover", str(good), "--max-laws", "3", "--out", str(tmp_path / "r1")]) == 2            # more than d-1 = 1
     assert "max_laws" in capsys.readouterr().err
     assert main(["discover", str(good), "--steps", "60", "--json", "--out", str(tmp_path / "r")]) == 0
     summ = json.loads(capsys.readouterr().out)
@@ -260,7 +266,7 @@ def test_ho2d_isotropic_involution_gives_two():
     """In involution the isotropic oscillator has N = 2 integrals (e.g. H_x, H_y), not 3."""
     s = get_system("ho2d-iso")
     tr = simulate(s, 128, 60, 0.05, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, _cfg(involution=True), verbose=False)
+    res = discover(tr, _cfg(involution=True))
     assert res.n_conserved == 2 and res.decision.margin > 0
 
 
@@ -272,7 +278,7 @@ def test_anisotropic_oscillators_default_budget(name, n_expected):
     the incommensurate one by a staircase)."""
     s = get_system(name)
     tr = simulate(s, 128, 500, 0.1, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, DiscoveryConfig(), verbose=False)
+    res = discover(tr, DiscoveryConfig())
     assert res.n_conserved == n_expected, res.losses
 
 
@@ -328,7 +334,7 @@ def test_value_spread_analytic():
 
 
 def test_trajectory_windows_stay_in_one_trajectory():
-    from sciml.conservation.discover import TrajectoryWindows
+    from sciml.conservation.data import TrajectoryWindows
 
     traj = torch.tensor([2, 0, 1, 1, 0, 2, 2, 1, 0, 0, 2, 1])
     idx = TrajectoryWindows(traj).sample(50, 4, torch.Generator().manual_seed(0))
@@ -341,7 +347,7 @@ def test_value_term_training_path_ho1d():
     along held-out orbits (value spread ~0), while a d-th candidate cannot exist here."""
     s = get_system("ho1d")
     tr = simulate(s, 64, 60, 0.05, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, _cfg(steps=300, value_weight=1.0, window=8, statistic="median_value"), verbose=False)
+    res = discover(tr, _cfg(steps=300, value_weight=1.0, window=8, statistic="median_value"))
     assert res.n_conserved == 1, res.losses
     assert res.fits[0].stats["value_spread"] < 1e-3
     assert res.fits[0].loss == max(res.fits[0].stats["median"], res.fits[0].stats["value_spread"])

@@ -122,12 +122,13 @@ def test_discover_finds_the_cubic_integral_of_the_1to2_oscillator():
     """End to end with the default polynomial start: the 1:2 oscillator's three integrals (H_x, H_y and
     the cubic Re/Im a_1^2 conj(a_2)) are taken as exact polynomials, constant along held-out trajectories,
     and span the known invariants; both count rules give 3."""
-    from sciml.conservation import DiscoveryConfig, FloorRule, JumpRule, constancy, discover, span_check
+    import sciml
+    from sciml.conservation import Deflation, DiscoveryConfig, FloorRule, JumpRule, constancy, span_check
     from sciml.dynamics import simulate
 
     s = get_system("ho2d-1to2")
     tr = simulate(s, 64, 200, 0.1, generator=torch.Generator().manual_seed(0))
-    res = discover(tr, DiscoveryConfig(steps=200), verbose=False)
+    res = sciml.fit(Deflation, DiscoveryConfig(steps=200), tr).payload
     assert [f.stats["start"] for f in res.fits] == ["exact polynomial"] * 3
     assert [f.stats["library_degree"] for f in res.fits] == [2, 2, 3]
     ho = tr.X[res.split[1]]

@@ -1,8 +1,9 @@
 r"""The automatic count from the held-out losses of the candidates.
 
-Two rules, strategies with one ``decide`` method: :class:`FloorRule` (the default of
-:func:`sciml.conservation.discover`: count the candidates whose loss sits at the loss floor) and
-:class:`JumpRule` (the earlier default: where the sequence of losses jumps), described here.
+Two rules, strategies with one :meth:`CountRule.count` method, registered in :data:`COUNT_RULES` by the
+names the config's ``rule`` key takes: :class:`FloorRule` (``"floor"``, the default: count the candidates
+whose loss sits at the loss floor) and :class:`JumpRule` (``"jump"``: where the sequence of losses jumps),
+described here.
 
 Let :math:`\ell_k = \log_{10} L_k` be the held-out losses of the candidates :math:`H_1..H_K`, in the
 order they were trained. Conserved candidates sit near the noise floor of the data (finite-difference
@@ -16,7 +17,8 @@ the earlier ones sits orders of magnitude higher. The rule (:class:`JumpRule`):
 2. Jumps :math:`\Delta_k = \ell_{k+1} - \ell_k` for :math:`k = 1..K`. The count is the position of the
    largest jump, :math:`n = \arg\max_k \Delta_k`, provided it is at least :math:`J` decades; if no jump
    reaches :math:`J` nothing separates conserved from non-conserved candidates and :math:`n = 0`.
-3. **Constancy veto** (optional, ``constancy`` given; off in :func:`discover` by default). A candidate counts only if its *values* are constant along the held-out
+3. **Constancy veto** (optional: ``veto``, or ``constancy`` given to :meth:`JumpRule.decide`; off by
+   default). A candidate counts only if its *values* are constant along the held-out
    trajectories: its relative spread :math:`\mathrm{median}_i\,\mathrm{std}_t H(x_i(t)) /
    \mathrm{std}_{i,t} H` is below ``constancy_tol`` (0.5). The gradient loss is pointwise, so a
    network can satisfy it almost everywhere with a *staircase* - flat pieces joined by thin steep walls
@@ -32,11 +34,23 @@ shows the calibration across the catalogue.
 
 from __future__ import annotations
 
+import abc
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
 
-__all__ = ["CountDecision", "JumpRule", "FloorRule"]
+from ..registry import Registry
+
+__all__ = ["CountDecision", "CountRule", "JumpRule", "FloorRule", "COUNT_RULES", "count_rule", "rule_spec",
+           "EXACT_START", "exact_flags"]
+
+EXACT_START = "exact polynomial"  # stats["start"] of a candidate taken as an exact polynomial
+
+
+def exact_flags(stats: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Which candidates were exact polynomials taken as they are, from their held-out statistics (also
+    those read back from ``summary.json`` or the reproduction table's JSON)."""
+    return [st.get("start") == EXACT_START for st in stats]
 
 
 @dataclass(frozen=True)
@@ -75,19 +89,42 @@ class CountDecision:
         return self.counted if self.counted is not None else tuple(range(1, self.n + 1))
 
 
+class CountRule(abc.ABC):
+    """A count rule: the candidates' held-out statistics -> :class:`CountDecision`.
+
+    A new rule subclasses this, implements :meth:`count`, and registers in :data:`COUNT_RULES`
+    (then its name is a valid ``rule`` in configs); an object can also be passed as it is
+    (``sciml.fit(Deflation, cfg, traj, rule=MyRule())``).
+    """
+
+    @abc.abstractmethod
+    def count(self, stats: Sequence[Mapping[str, Any]], losses: Sequence[float], *, complete: bool,
+              cap: int | None) -> CountDecision:
+        """Decide from per-candidate held-out statistics (dicts as in ``LawFit.stats``) and the losses
+        (the config's ``statistic`` of each)."""
+
+
 @dataclass(frozen=True)
-class JumpRule:
+class JumpRule(CountRule):
     """Largest jump (at least :math:`J` decades) in log10 held-out loss, with a virtual end at
     :math:`L_{\\rm ref}` (module docstring).
 
     Args:
         min_jump: :math:`J`, decades.
         reference: :math:`L_{\\rm ref}`.
+        constancy_tol: the veto's bound on the held-out relative spread.
+        veto: :meth:`count` applies the constancy veto (with the candidates' ``constancy`` statistics).
     """
 
     min_jump: float = 1.0
     reference: float = 1.0
     constancy_tol: float = 0.5
+    veto: bool = False
+
+    def count(self, stats: Sequence[Mapping[str, Any]], losses: Sequence[float], *, complete: bool,
+              cap: int | None) -> CountDecision:
+        return self.decide(losses, complete=complete, cap=cap,
+                           constancy=[st["constancy"] for st in stats] if self.veto else None)
 
     def decide(self, losses: Sequence[float], *, complete: bool = True, cap: int | None = None,
                constancy: Sequence[float] | None = None) -> CountDecision:
@@ -134,7 +171,7 @@ class JumpRule:
 
 
 @dataclass(frozen=True)
-class FloorRule:
+class FloorRule(CountRule):
     r"""Count the candidates whose held-out loss sits at the resolution floor of the loss.
 
     An exact integral's per-point loss is the guard's floor :math:`\delta^2` (times
@@ -151,7 +188,8 @@ class FloorRule:
     angle above about 6 degrees). The energy of the periodic FPUT-beta chain after :math:`P` and
     :math:`L` scores 1.1e-5 that way: exact, but a decade above the floor.
 
-    **Each candidate's own floor** (``floors`` given; the default of :func:`~sciml.conservation.discover`).
+    **Each candidate's own floor** (``floors`` given; what :meth:`count` uses by default,
+    ``floor_reference = "candidate"``).
     The floor an exact integral reaches depends on its gradients: the guard term is
     :math:`\delta^2 m/\|g\|^2` and the deflation factor :math:`D = (\sin^2\theta + \epsilon)^{-1}` divides
     by the squared sine between :math:`\nabla H_k` and the earlier span, so an exact integral that is
@@ -174,12 +212,23 @@ class FloorRule:
         decades: :math:`D`.
         exact_decades: :math:`D_x`.
         independence_decades: :math:`D_i` (used with ``deflation``).
+        floor_reference: what :meth:`count` measures against: ``"candidate"``, each candidate's own
+            floor (its ``floor_loss`` statistic, with the independence check on ``deflation``; the global
+            floor for statistics without them), or ``"delta"``, :math:`\delta^2` for all.
     """
 
     floor: float = 1e-3
     decades: float = 0.75
     exact_decades: float = 2.0
     independence_decades: float = 1.5
+    floor_reference: str = "candidate"
+
+    def count(self, stats: Sequence[Mapping[str, Any]], losses: Sequence[float], *, complete: bool,
+              cap: int | None) -> CountDecision:
+        own = self.floor_reference == "candidate" and all("floor_loss" in st for st in stats)
+        return self.decide(losses, complete=complete, cap=cap, exact=exact_flags(stats),
+                           floors=[st["floor_loss"] for st in stats] if own else None,
+                           deflation=[st["deflation"] for st in stats] if own else None)
 
     @property
     def threshold(self) -> float:
@@ -236,3 +285,29 @@ class FloorRule:
         return CountDecision(n, tuple(seq), tuple(gaps), float(margin), bool(margin <= 0), bool(capped), rule, n,
                              tuple(float(c) for c in constancy) if constancy is not None else None, counted,
                              tuple(10 ** t for t in lim))
+
+
+COUNT_RULES: Registry[CountRule] = Registry("count rule", CountRule)
+COUNT_RULES.register("floor", FloorRule)
+COUNT_RULES.register("jump", JumpRule)
+
+
+def count_rule(config: Any, rule: str | CountRule | None = None) -> CountRule:
+    """The count rule of a :class:`~sciml.conservation.DiscoveryConfig`: ``rule`` (a registered name or an
+    object, passed through) or else ``config.rule``, built with the config's parameters for it
+    (``floor``, ``floor_decades``, ... for the floor rule; ``min_jump``, ``constancy_tol``, ``veto`` for
+    the jump rule)."""
+    return COUNT_RULES.resolve(config.rule if rule is None else rule, floor=config.floor,
+                               decades=config.floor_decades, exact_decades=config.floor_exact_decades,
+                               independence_decades=config.independence_decades,
+                               floor_reference=config.floor_reference, min_jump=config.min_jump,
+                               constancy_tol=config.constancy_tol, veto=config.veto)
+
+
+def rule_spec(rule: CountRule) -> dict[str, Any] | None:
+    """``{"name": registered name, "params": {...}}`` of a registered dataclass rule (to rebuild it with
+    ``COUNT_RULES.resolve(name, **params)``); ``None`` for other rules."""
+    name = next((n for n in COUNT_RULES if COUNT_RULES[n] is type(rule)), None)
+    if name is None:
+        return None
+    return {"name": name, "params": {f.name: getattr(rule, f.name) for f in fields(rule)}}

@@ -14,14 +14,17 @@ the angles in the loss do not depend on the units of each coordinate (conservati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..dynamics.trajectories import Trajectories
+from .library import MonomialFeatures, library_degree_for, whitening
 
-__all__ = ["finite_difference_velocity", "finite_difference_error", "PointSet", "make_points", "split_trajectories"]
+__all__ = ["finite_difference_velocity", "finite_difference_error", "PointSet", "make_points", "split_trajectories",
+           "TrajectoryWindows", "PolynomialLibrary", "DeflationData", "prepare_data"]
 
 
 def finite_difference_velocity(X: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,3 +108,95 @@ def make_points(traj: Trajectories, max_points: int | None = None,
         idx = torch.randperm(x.shape[0], generator=generator)[:max_points].sort().values
         x, v, err, tid = x[idx], v[idx], err[idx], tid[idx]
     return PointSet(x, v, tid, err)
+
+
+class TrajectoryWindows:
+    """Draws batches of ``w`` snapshots from each of ``b`` random trajectories (points grouped by ``traj``)."""
+
+    def __init__(self, traj: Tensor):
+        order = torch.argsort(traj, stable=True)
+        _, counts = torch.unique_consecutive(traj[order], return_counts=True)
+        self.order, self.counts = order, counts
+        self.starts = torch.cumsum(counts, 0) - counts
+
+    def sample(self, b: int, w: int, generator: torch.Generator) -> Tensor:
+        dev = self.order.device
+        t = torch.randint(0, len(self.counts), (b,), generator=generator, device=dev)
+        u = torch.rand(b, w, generator=generator, device=dev)
+        pos = self.starts[t, None] + (u * self.counts[t, None]).long().clamp_max(self.counts[t, None] - 1)
+        return self.order[pos.reshape(-1)]
+
+
+@dataclass(frozen=True)
+class PolynomialLibrary:
+    """The polynomial start's fixed inputs: monomials (of whitened ``z``) and a fixed subset of training
+    points with their standardised velocities and velocity errors (:func:`~sciml.conservation.library.library_fit`).
+
+    Attributes:
+        idx: the subset's indices into the training points.
+        z, v, err: standardised states, velocities and velocity errors there (``err`` may be ``None``).
+        features: the monomials, up to degree ``degree``.
+    """
+
+    idx: Tensor
+    z: Tensor
+    v: Tensor
+    err: Tensor | None
+    features: MonomialFeatures
+    degree: int
+
+
+@dataclass(frozen=True)
+class DeflationData:
+    r"""What every candidate of a discovery trains and is evaluated on; fixed for the run.
+
+    Attributes:
+        train, test: training and held-out points (on the device, in the training dtype).
+        shift, scale: the standardisation :math:`z = (x - \mu)/\sigma` (from the training points).
+        windows: trajectory windows of the training points (the value term's batches).
+        split: training and held-out trajectory indices.
+        heldout: the held-out trajectories ``(n, T, d)`` (constancy).
+        n_dof: ``N`` of a ``qp`` layout, else ``None``.
+        library: the polynomial start's inputs (``None``: off).
+    """
+
+    train: PointSet
+    test: PointSet
+    shift: Tensor
+    scale: Tensor
+    windows: TrajectoryWindows
+    split: tuple[np.ndarray, np.ndarray]
+    heldout: np.ndarray
+    n_dof: int | None
+    library: PolynomialLibrary | None
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.x.shape[1])
+
+
+def prepare_data(traj: Trajectories, cfg: Any, generator: torch.Generator, device: torch.device,
+                 dtype: torch.dtype) -> DeflationData:
+    """Split the trajectories, make the training and held-out points, standardise, and pick the polynomial
+    start's points, drawing from ``generator`` in that order (the split, the training subset, the held-out
+    subset, the library subset: the published tables' streams, see ``candidate_seeds``)."""
+    tr_idx, ho_idx = split_trajectories(traj.n_trajectories, cfg.holdout, generator)
+    train = make_points(traj.subset(tr_idx), cfg.max_points, generator).to(device, dtype)
+    test = make_points(traj.subset(ho_idx), cfg.eval_points, generator).to(device, dtype)
+    shift = train.x.mean(0)
+    scale = train.x.std(0).clamp_min(1e-8)
+    d = traj.dim
+    # the polynomial start: monomials of z, fitted on a fixed subset of training points (not with
+    # involution: the library's quotient has no Poisson-bracket term, so an exact polynomial need not
+    # commute with the earlier laws)
+    degree = (library_degree_for(d, cfg.library_degree, cfg.library_max_features)
+              if cfg.library_degree and not cfg.involution else 0)
+    library = None
+    if degree:
+        idx = torch.randperm(len(train), generator=generator)[:cfg.library_points].to(device)
+        z = (train.x[idx] - shift) / scale
+        library = PolynomialLibrary(idx, z, train.v[idx] / scale,
+                                    train.err[idx] / scale if train.err is not None else None,
+                                    MonomialFeatures(d, degree, whitening(z)).to(device), degree)
+    return DeflationData(train, test, shift, scale, TrajectoryWindows(train.traj), (tr_idx, ho_idx),
+                         np.asarray(traj.X[ho_idx]), traj.n_dof, library)

@@ -13,9 +13,10 @@ def demo(args: argparse.Namespace) -> bool:
 
     from problems.systems import get_system
 
+    from .. import fit
     from ..dynamics import simulate
     from ..run import load_config, resolve_device
-    from . import DiscoveryConfig, discover, span_check
+    from . import Deflation, DiscoveryConfig, span_check
 
     device = resolve_device(getattr(args, "device", "cpu") or "cpu")
     seed = 0 if getattr(args, "seed", None) is None else int(args.seed)
@@ -33,9 +34,13 @@ def demo(args: argparse.Namespace) -> bool:
     # nets this small gain nothing from threads, and on a shared machine extra threads only contend
     torch.set_num_threads(getattr(args, "threads", None) or 1)
     try:
-        res = discover(traj, cfg, device=device, out=out, verbose=False)
+        run = fit(Deflation, cfg, traj, out=out, device=device, overwrite=True)
     finally:
         torch.set_num_threads(n_threads)
+    if run.payload is None:  # diverged: no discovery to show
+        print(f"{run.status.value}: {run.message}")
+        return False
+    res = run.payload
     for f in res.fits:
         print(f"  H_{f.index}: held-out median loss {f.loss:.2e} ({f.seconds:.1f} s)")
     print(f"count {res.n_conserved} (theory 3), margin {res.decision.margin:.2f} decades; plot {out}/loss_vs_k.png")
@@ -45,7 +50,7 @@ def demo(args: argparse.Namespace) -> bool:
         print(f"learned vs (H_x, H_y, L): sin of largest principal angle {rep.sin_true_vs_learned:.3f} "
               f"(< 0.1 means the learned quantities span the known ones)")
         ok = ok and rep.spans()
-    lib = discover(traj, DiscoveryConfig(seed=seed), device=device, verbose=False)
+    lib = fit(Deflation, DiscoveryConfig(seed=seed), traj, device=device).payload
     print(f"with the default polynomial start: count {lib.n_conserved} in {lib.seconds:.1f} s, starts "
           f"{[f.stats['start'] + ' (degree ' + str(f.stats['library_degree']) + ')' for f in lib.fits]}")
     return bool(ok and lib.n_conserved == 3)

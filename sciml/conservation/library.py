@@ -21,8 +21,10 @@ functions of them (:math:`B`-null directions) are excluded, which is deflation i
 polynomial integral gives :math:`R \approx 0` (finite-difference error, ~1e-9 in float64), an approximate
 one :math:`R \sim 10^{-5}`-:math:`10^{-3}`.
 
-The solution only *starts* one of the candidate's initialisations (:class:`ConservedQuantity` with a
-polynomial head); training and the count are unchanged. The approach is that of the Sparse Invariant
+A solution that is exact to the accuracy of the velocities (:func:`library_fit`'s ``exact``) is taken as
+the candidate as it is, with no training; any other only *starts* one of the candidate's initialisations
+(:class:`ConservedQuantity` with a polynomial head) beside the random ones
+(:func:`sciml.conservation.candidate.start_candidate`). The approach is that of the Sparse Invariant
 Detector (Liu et al. 2024, linear in a given basis), used here inside the neural deflation.
 """
 

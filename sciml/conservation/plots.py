@@ -9,7 +9,9 @@ __all__ = ["plot_losses"]
 
 
 def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
-    """Plot held-out (and training) losses vs k on a log axis; mark the jump the count rule chose."""
+    """Plot held-out (and training) losses vs k on a log axis; mark the candidates the floor rule counted
+    (with their thresholds) or the jump the jump rule chose. ``res``: a
+    :class:`~sciml.conservation.Discovery` with a decision."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,11 +23,11 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
     ax.semilogy(ks, [f.loss for f in res.fits], "o-", label="held-out loss")
     ax.semilogy(ks, [f.train_loss for f in res.fits], "x--", alpha=0.6, label="training loss")
     K = len(ks)
-    if res.config.rule == "floor":  # counted: below its threshold (own floor x 10^D, or the global line)
-        from .discover import exact_flags
+    if d.thresholds is not None:  # the floor rule: counted below its threshold (own floor x 10^D, or the global line)
+        from .count import FloorRule, exact_flags
 
-        thr = list(d.thresholds or [])
-        if res.config.floor_reference == "delta":   # one threshold (and a looser one for exact polynomials)
+        thr = list(d.thresholds)
+        if isinstance(res.rule, FloorRule) and res.rule.floor_reference == "delta":  # one line (and one for exact)
             for t, ls in zip(sorted(set(thr)), ("--", ":")):
                 ax.axhline(t, color="gray", ls=ls, label=f"threshold {t:.0e}")
         else:
@@ -37,7 +39,7 @@ def plot_losses(res: Any, path: str | Path, title: str | None = None) -> Path:
         cnt = list(d.counted_indices)
         ax.semilogy(cnt, [res.fits[k - 1].loss for k in cnt], "*", color="C3", ms=11,
                     label=f"counted: {d.n} (margin {d.margin:.2f} dec)")
-    else:
+    elif len(d.log_losses) > K:  # the jump rule: log-losses end with the virtual candidate
         ax.semilogy([K + 1], [10 ** d.log_losses[-1]], "s", color="gray", label="virtual end (loss 1)")
         if 1 <= d.n <= K:
             lo, hi = 10 ** d.log_losses[d.n - 1], 10 ** d.log_losses[d.n]

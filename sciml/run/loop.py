@@ -52,7 +52,8 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
                load: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
                log_every: int = 100, checkpoint_every: int = 1000, desc: str = "train",
                stop_at: int | None = None, max_seconds: float | None = None,
-               done: Callable[[], bool] | None = None, dist: "DistContext | None" = None) -> Result:
+               done: Callable[[], bool] | None = None, dist: "DistContext | None" = None,
+               loaded: Mapping[str, Any] | None = None) -> Result:
     """Run ``step(i)`` for ``i`` in ``[start, n_steps)``.
 
     Args:
@@ -69,6 +70,8 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
             0 passes a ``run`` and writes; on resume rank 0 reads the checkpoint and sends it to every
             rank; ``state()`` is called on every rank (it may gather) and ``step`` must return metrics
             that are equal on all ranks (already reduced), so that all stop together.
+        loaded: the latest checkpoint, already loaded into the method by the caller (``fit`` checks it
+            before writing anything); with ``resume`` it is not loaded again in a one-process run.
 
     Returns:
         Result with status, message, the last metrics, ``step`` (steps completed) and ``seconds``
@@ -79,7 +82,7 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
     ctx = dist if dist is not None and dist.distributed else None
     # every rank must take the same branches around collective calls: decide them on rank 0
     has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
-    start, before = _restore(run, load, ctx) if resume and has_run and load is not None else (0, 0.0)
+    start, before = _restore(run, load, ctx, loaded) if resume and has_run and load is not None else (0, 0.0)
     save = has_run and state is not None
     clock = _Clock(before, ctx)
     last: dict[str, float] = {}
@@ -127,14 +130,16 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
     return stopped(Status.SUCCESS, f"finished {n_steps} steps in {clock.elapsed():.1f} s", n_steps)
 
 
-def _restore(run: RunDir | None, load: Callable[[dict[str, Any]], None], ctx: "DistContext | None") -> tuple[int, float]:
+def _restore(run: RunDir | None, load: Callable[[dict[str, Any]], None], ctx: "DistContext | None",
+             loaded: Mapping[str, Any] | None = None) -> tuple[int, float]:
     """Load the latest checkpoint (rank 0 reads it and sends it to every rank); ``(step, elapsed seconds)``."""
-    ck = run.load_checkpoint() if run is not None else None
+    ck = loaded if loaded is not None else run.load_checkpoint() if run is not None else None
     if ctx is not None:
         ck = ctx.broadcast_object(ck)
     if ck is None:
         return 0, 0.0
-    load(ck)
+    if loaded is None or ctx is not None:
+        load(ck)
     start = int(ck["step"])
     if run is not None:
         run.truncate_metrics(start - 1)

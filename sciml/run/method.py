@@ -188,7 +188,7 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     """Build ``method`` from ``config`` and ``problem`` and train it; the one entry point of every wing.
 
     Args:
-        method: a class following :class:`Method` (``sciml.pinn.PINN``, ``sciml.conservation.Discovery``, ...).
+        method: a class following :class:`Method` (``sciml.pinn.PINN``, ``sciml.conservation.Deflation``, ...).
         config: the method's config (a frozen dataclass; its ``seed`` seeds the run).
         problem: what the method is applied to (a PDE problem, trajectories, data samples, ...).
         out: run directory (``None``: nothing written).
@@ -217,8 +217,7 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
     # saved, and what a resumed run must match; nothing has been written yet
     run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None
-    if run is not None and resume:
-        _check_checkpoint(run, m)
+    loaded = _check_checkpoint(run, m) if run is not None and resume else None
     if run is not None and not resume:
         run.save_config(m.config)
     if run is not None:
@@ -227,7 +226,7 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
                        started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running", **m.meta())
     res = train_loop(m.step, m.n_steps, run=run, state=m.state, load=m.load_state, resume=resume,
                      log_every=m.log_every, checkpoint_every=m.checkpoint_every, desc=desc or m.command,
-                     stop_at=stop_at, max_seconds=max_seconds, done=m.done, dist=dist)
+                     stop_at=stop_at, max_seconds=max_seconds, done=m.done, dist=dist, loaded=loaded)
     if res.status != Status.DIVERGED:
         res.payload = m.finish(run, res)
     if run is not None:
@@ -236,12 +235,13 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     return res
 
 
-def _check_checkpoint(run: RunDir, m: Any) -> None:
+def _check_checkpoint(run: RunDir, m: Any) -> dict[str, Any] | None:
     """Load the checkpoint a resume will continue from into ``m`` before anything is written, so that a
-    truncated or foreign checkpoint is a one-line error that leaves the run as it was."""
+    truncated or foreign checkpoint is a one-line error that leaves the run as it was; return it (the
+    loop then does not load it a second time)."""
     ck = run.load_checkpoint()
     if ck is None:
-        return
+        return None
     try:
         m.load_state(ck)
     except UserError:  # the method's own one-line reason (e.g. other data than the run's)
@@ -250,6 +250,7 @@ def _check_checkpoint(run: RunDir, m: Any) -> None:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{run.latest_checkpoint()}: does not fit this run's model ({first}); the run "
                               f"directory was {run.describe()}; {run._fallback(run.latest_checkpoint())}") from None
+    return ck
 
 
 def _precheck(out: str | Path, config: Any, resume: bool, overwrite: bool) -> None:

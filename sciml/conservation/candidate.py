@@ -1,0 +1,368 @@
+r"""One candidate :math:`H_k` of a discovery: its initialisations, one training step, its held-out evaluation.
+
+A :class:`Candidate` holds everything of :math:`H_k` while it trains: one :class:`Init` per initialisation
+(network, optimiser, cosine schedule, training losses; all of them through the warm-up, the best one after
+it), the batch generator, the polynomial start's solution and the step counter, with :meth:`Candidate.state`
+/ :meth:`Candidate.from_state` for checkpoints. :func:`evaluate` turns the trained candidate into a
+:class:`LawFit` (held-out statistics); :class:`Spans` keeps the frozen candidates' gradients that deflate
+the next ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..autodiff import batch, gradient, point_function
+from .checks import constancy
+from .count import EXACT_START
+from .data import DeflationData, PointSet
+from .library import LibraryFit, MonomialFeatures, library_fit
+from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
+from .model import ConservedQuantity, LearnedInvariant
+
+__all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "Spans", "Init", "Candidate", "LawFit",
+           "start_candidate", "new_network", "evaluate", "loss_statistics"]
+
+
+@dataclass(frozen=True)
+class CandidateSeeds:
+    """The seeds of a discovery's random streams (:func:`candidate_seeds`)."""
+
+    data: int
+    batches: int
+    inits: tuple[int, ...]
+
+
+def candidate_seeds(seed: int, k: int, restarts: int) -> CandidateSeeds:
+    r"""Every seed of a discovery with run seed ``seed``, for candidate ``k`` (1-based) with ``restarts``
+    random initialisations.
+
+    * ``data``: one generator seeded with ``seed`` draws, in this order, the train / held-out split of the
+      trajectories, the training-point subset, the held-out subset and the polynomial start's points
+      (:func:`~sciml.conservation.data.prepare_data`);
+    * ``batches``: ``seed * 7919 + k`` seeds candidate ``k``'s batch generator;
+    * ``inits``: ``seed * 1000 + 31 k + r`` seeds the global torch RNG before the ``r``-th network of
+      candidate ``k`` is built, ``r = 0..restarts`` (the last one: the polynomial start's network).
+
+    These are arithmetic, not :func:`sciml.run.derive_seed`, on purpose: the published tables
+    (``docs/conservation.md``, ``docs/results/deflation_*``) were computed with exactly these streams, and
+    their smallest margins (0.00-0.24 decades) would move with any other. (The price: streams of
+    different run seeds can coincide, e.g. seed 0's candidate 32 and seed 1's candidate 0 share
+    ``inits[8] = 1000``.)
+    """
+    return CandidateSeeds(int(seed), int(seed) * 7919 + k,
+                          tuple(int(seed) * 1000 + 31 * k + r for r in range(restarts + 1)))
+
+
+class Gradients:
+    """State gradients of a module at many points, by the autodiff core (vmap of reverse mode)."""
+
+    def __init__(self, module: ConservedQuantity):
+        self.module = module
+        self.f = point_function(module)
+        self.op = batch(gradient(self.f))
+        self.op_chunked = batch(gradient(self.f), chunk_size=8192)
+
+    def params(self, detach: bool = False) -> dict[str, Tensor]:
+        p = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
+        return {k: v.detach() for k, v in p.items()} if detach else p
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.op(self.params(), x)
+
+    def frozen(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.op_chunked(self.params(detach=True), x)
+
+
+def _unit(g: Tensor) -> Tensor:
+    return g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
+class Spans:
+    r"""Per-point orthonormal bases :math:`Q` of the frozen candidates' standardised gradients, at the
+    training and held-out points, and (involution) their unit original-coordinate gradients."""
+
+    def __init__(self, data: DeflationData, involution: bool):
+        self.scale, self.involution = data.scale, involution
+        self.Q_train = data.train.x.new_zeros(len(data.train), data.dim, 0)
+        self.Q_test = data.test.x.new_zeros(len(data.test), data.dim, 0)
+        self._gz: tuple[list[Tensor], list[Tensor]] = ([], [])
+        self._gx: tuple[list[Tensor], list[Tensor]] = ([], [])
+        self.prev_train: Tensor | None = None   # stacked unit gradients (involution brackets)
+        self.prev_test: Tensor | None = None
+
+    def add(self, g_train: Tensor, g_test: Tensor) -> None:
+        """Freeze one more candidate, from its state gradients at the training and held-out points."""
+        self._gz[0].append(g_train * self.scale)
+        self._gz[1].append(g_test * self.scale)
+        self.Q_train = orthonormal_span(torch.stack(self._gz[0], -1))
+        self.Q_test = orthonormal_span(torch.stack(self._gz[1], -1))
+        if self.involution:
+            self._gx[0].append(_unit(g_train))
+            self._gx[1].append(_unit(g_test))
+            self.prev_train, self.prev_test = torch.stack(self._gx[0], 1), torch.stack(self._gx[1], 1)
+
+
+@dataclass
+class Init:
+    """One initialisation of a candidate: its network, optimiser, cosine schedule and training losses.
+
+    Attributes:
+        label: ``"random r"`` or ``"polynomial"`` (the polynomial start).
+    """
+
+    label: str
+    model: ConservedQuantity
+    opt: torch.optim.Adam
+    sched: torch.optim.lr_scheduler.CosineAnnealingLR
+    history: list[float] = field(default_factory=list)
+    grads: Gradients = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.grads = Gradients(self.model)
+
+    @classmethod
+    def new(cls, label: str, model: ConservedQuantity, cfg: Any) -> "Init":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        return cls(label, model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr_final))
+
+    def state(self) -> dict[str, Any]:
+        return {"label": self.label, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(), "history": list(self.history)}
+
+
+def new_network(data: DeflationData, cfg: Any, device: torch.device, dtype: torch.dtype,
+                coef: Tensor | None = None) -> ConservedQuantity:
+    """A candidate network (with a polynomial head when ``coef`` is given), initialised from the global
+    torch RNG."""
+    net = cfg.network
+    poly = None
+    if coef is not None:
+        lib = data.library
+        poly = MonomialFeatures(data.dim, lib.degree, lib.features.transform.cpu())
+    m = ConservedQuantity(data.dim, data.shift, data.scale, net.width, net.depth, net.activation, poly=poly, coef=coef)
+    return m.to(device, dtype)
+
+
+@dataclass
+class Candidate:
+    r"""Candidate :math:`H_k` while it trains (see the module docstring).
+
+    Attributes:
+        index: ``k`` (1-based).
+        inits: the initialisations still training (all in the warm-up, the chosen one after it).
+        generator: the batch generator.
+        n_steps: training steps (``cfg.steps``; 0 for an exact polynomial, taken as it is).
+        n_warm: warm-up steps (all initialisations train; the lowest recent training loss continues).
+        library: the polynomial start's solution (``None``: off).
+        step: training steps done.
+        history: per step, the lowest training loss among the initialisations that trained.
+        seconds: wall-clock seconds spent on this candidate (resumed sessions included).
+    """
+
+    index: int
+    inits: list[Init]
+    generator: torch.Generator
+    n_steps: int
+    n_warm: int
+    library: LibraryFit | None = None
+    step: int = 0
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.library is not None and self.library.exact
+
+    @property
+    def start(self) -> str:
+        """How the trained network started (``stats["start"]``)."""
+        return EXACT_START if self.exact else self.inits[0].label
+
+    def train_step(self, data: DeflationData, spans: Spans, cfg: Any) -> tuple[float, float]:
+        """One Adam step of every initialisation still training, on one batch; ``(loss, mean |grad_z H|^2)``
+        of the best. The last warm-up step keeps the initialisation with the lowest median training loss
+        over the last fifth of the warm-up."""
+        if cfg.value_weight > 0:  # windows: `window` snapshots from each of batch_size // window trajectories
+            idx = data.windows.sample(max(1, cfg.batch_size // cfg.window), cfg.window, self.generator)
+        else:
+            idx = torch.randint(0, len(data.train), (min(cfg.batch_size, len(data.train)),), generator=self.generator,
+                                device=data.train.x.device)
+        if self.step < self.n_warm:
+            out = [_adam_step(c, data, spans, cfg, idx) for c in self.inits]
+            if self.step == self.n_warm - 1:
+                w = max(1, self.n_warm // 5)
+                self.inits = [self.inits[int(np.argmin([float(np.median(c.history[-w:])) for c in self.inits]))]]
+            lv, rv = min(out)
+        else:
+            lv, rv = _adam_step(self.inits[0], data, spans, cfg, idx)
+        self.history.append(lv)
+        self.step += 1
+        return lv, rv
+
+    def state(self) -> dict[str, Any]:
+        return {"index": self.index, "inits": [c.state() for c in self.inits],
+                "generator": self.generator.get_state(), "n_steps": self.n_steps, "n_warm": self.n_warm,
+                "library": asdict(self.library) if self.library is not None else None, "step": self.step,
+                "history": list(self.history), "seconds": self.seconds}
+
+    @classmethod
+    def from_state(cls, st: Mapping[str, Any], data: DeflationData, cfg: Any, device: torch.device,
+                   dtype: torch.dtype) -> "Candidate":
+        """The candidate of :meth:`state`. Builds networks (drawing from the global torch RNG: restore it
+        afterwards)."""
+        lib = LibraryFit(**st["library"]) if st["library"] is not None else None
+        inits = []
+        for s in st["inits"]:
+            coef = lib.coef if s["label"] == "polynomial" else None
+            c = Init.new(s["label"], new_network(data, cfg, device, dtype, coef), cfg)
+            c.model.load_state_dict(s["model"])
+            c.opt.load_state_dict(s["opt"])
+            c.sched.load_state_dict(s["sched"])
+            c.history = list(s["history"])
+            inits.append(c)
+        gen = torch.Generator(device=device)
+        gen.set_state(st["generator"])
+        return cls(st["index"], inits, gen, st["n_steps"], st["n_warm"], lib, st["step"], list(st["history"]),
+                   st["seconds"])
+
+
+def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device: torch.device,
+                    dtype: torch.dtype) -> Candidate:
+    """Candidate ``k``: the polynomial start's solution, then ``restarts`` random networks and one starting at
+    the polynomial; an exact polynomial integral (ratio at the finite-difference noise) is a global optimum
+    of the loss up to its floor, so it is taken as it is, alone and with no training steps (training would
+    only trade conservation for independence from the earlier laws)."""
+    seeds = candidate_seeds(cfg.seed, k, cfg.restarts)
+    gen = torch.Generator(device=device).manual_seed(seeds.batches)
+    lib = data.library
+    fit = (library_fit(lib.features, lib.z, lib.v, spans.Q_train[lib.idx], v_err=lib.err,
+                       exact_factor=cfg.library_exact_factor) if lib is not None else None)
+    exact = fit is not None and fit.exact
+    inits = []
+    for r in range(0 if exact else cfg.restarts):
+        torch.manual_seed(seeds.inits[r])
+        inits.append(Init.new(f"random {r}", new_network(data, cfg, device, dtype), cfg))
+    if fit is not None:
+        torch.manual_seed(seeds.inits[cfg.restarts])
+        inits.append(Init.new("polynomial", new_network(data, cfg, device, dtype, fit.coef), cfg))
+    n_warm = int(cfg.warmup_fraction * cfg.steps) if len(inits) > 1 else 0
+    return Candidate(k, inits, gen, 0 if exact else cfg.steps, n_warm, fit)
+
+
+def _adam_step(c: Init, data: DeflationData, spans: Spans, cfg: Any, idx: Tensor) -> tuple[float, float]:
+    """One step of one initialisation: the batch mean of the per-point loss (or of its log), plus the
+    optional value term; ``(batch mean loss, mean |grad_z H|^2)``."""
+    train, scale = data.train, data.scale
+    gx = c.grads(train.x[idx])
+    gz = gx * scale
+    prev = None if spans.prev_train is None else spans.prev_train[idx]
+    pl = point_loss(gz, train.v[idx] / scale, spans.Q_train[idx], alpha=cfg.alpha, floor=cfg.floor,
+                    eps=cfg.deflation_eps, prev_unit_x=prev, g_x=gx, n_dof=data.n_dof,
+                    bracket_weight=cfg.bracket_weight)
+    loss = pl.mean()
+    obj = torch.log(pl).mean() if cfg.objective == "log" else loss
+    if cfg.value_weight > 0:
+        vs = value_spread(c.model(train.x[idx]).reshape(-1, cfg.window), gz, spans.Q_train[idx])
+        obj = obj + cfg.value_weight * (torch.log(vs + 1e-12) if cfg.objective == "log" else vs)
+    c.opt.zero_grad(set_to_none=True)
+    obj.backward()
+    c.opt.step()
+    c.sched.step()
+    c.history.append(float(loss.detach()))
+    return c.history[-1], float((gz.detach() ** 2).sum(-1).mean())
+
+
+@dataclass
+class LawFit:
+    """One trained candidate: held-out loss (the chosen statistic), training loss, all held-out statistics
+    (``start``: how it started; ``constancy``, ``floor_loss``, ``deflation``, ``library_*``, ...), seconds,
+    and the training history (per step, the best initialisation's batch loss)."""
+
+    index: int
+    loss: float
+    train_loss: float
+    stats: dict[str, Any]
+    seconds: float
+    history: list[float]
+
+    @property
+    def median_loss(self) -> float:
+        return self.stats["median"]
+
+
+def loss_statistics(pl: Tensor) -> dict[str, float]:
+    """Summaries of per-point losses: mean, median, geometric mean, 10%-trimmed mean (top tail cut)."""
+    pl = pl.double()
+    q90 = torch.quantile(pl[: 200_000], 0.9)
+    return {"mean": float(pl.mean()), "median": float(pl.median()),
+            "geomean": float(torch.exp(torch.log(pl.clamp_min(1e-300)).mean())),
+            "trimmed": float(pl[pl <= q90].mean())}
+
+
+def _point_losses(gx: Tensor, pts: PointSet, Q: Tensor, prev_x: Tensor | None, cfg: Any, n_dof: int | None,
+                  scale: Tensor, chunk: int = 8192) -> Tensor:
+    """Per-point losses (no gradients) on a point set from the frozen candidate's state gradients ``gx``
+    there, chunked; the floor uses the set's mean |grad|^2."""
+    m = ((gx * scale) ** 2).sum(-1).mean()
+    out = []
+    for s in range(0, len(pts), chunk):
+        sl = slice(s, s + chunk)
+        out.append(point_loss(gx[sl] * scale, pts.v[sl] / scale, Q[sl], alpha=cfg.alpha, floor=cfg.floor,
+                              eps=cfg.deflation_eps, prev_unit_x=None if prev_x is None else prev_x[sl],
+                              g_x=gx[sl], n_dof=n_dof, bracket_weight=cfg.bracket_weight, m=m).detach())
+    return torch.cat(out)
+
+
+def _floor_geometry(gx: Tensor, Q: Tensor, cfg: Any, scale: Tensor) -> dict[str, float]:
+    r"""What an exact integral with this candidate's gradients would score: held-out medians of the
+    deflation factor :math:`D` and of the floor-only loss :math:`\delta^2 m/(\|g\|^2 + \delta^2 m)\,D`
+    (the loss with :math:`\langle g, \hat v\rangle = 0`)."""
+    g = gx * scale
+    g2 = (g * g).sum(-1)
+    f2 = cfg.floor * cfg.floor * g2.mean()
+    D = deflation_factor(g, Q, cfg.alpha, cfg.deflation_eps)
+    return {"deflation": float(D.double().median()), "floor_loss": float((f2 / (g2 + f2) * D).double().median())}
+
+
+@torch.no_grad()
+def _heldout_value_spread(model: ConservedQuantity, gx: Tensor, pts: PointSet, Q: Tensor, scale: Tensor,
+                          chunk: int = 8192) -> float:
+    """:func:`value_spread` over the held-out trajectories (each one a window of all its snapshots)."""
+    h = torch.cat([model(pts.x[s:s + chunk]).reshape(-1) for s in range(0, len(pts), chunk)])
+    return float(value_spread(h, gx * scale, Q, groups=pts.traj))
+
+
+def evaluate(cand: Candidate, data: DeflationData, spans: Spans, cfg: Any
+             ) -> tuple[LawFit, LearnedInvariant, Tensor, Tensor]:
+    r"""The trained candidate, frozen: its held-out and training losses under every statistic, its floor
+    and deflation factor, value spread and constancy on the held-out trajectories.
+
+    Returns:
+        ``(fit, law, g_train, g_test)``: the statistics, the learned quantity, and its state gradients at the
+        training and held-out points (for :meth:`Spans.add`).
+    """
+    init = cand.inits[0]
+    gtr, gte = init.grads.frozen(data.train.x), init.grads.frozen(data.test.x)
+    l_te = _point_losses(gte, data.test, spans.Q_test, spans.prev_test, cfg, data.n_dof, data.scale)
+    l_tr = _point_losses(gtr, data.train, spans.Q_train, spans.prev_train, cfg, data.n_dof, data.scale)
+    st_te, st_tr = loss_statistics(l_te), loss_statistics(l_tr)
+    st_te["value_spread"] = _heldout_value_spread(init.model, gte, data.test, spans.Q_test, data.scale)
+    st_te.update(_floor_geometry(gte, spans.Q_test, cfg, data.scale))
+    st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
+    st_te["start"] = cand.start
+    lib = cand.library
+    if lib is not None:
+        st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio
+        st_te["library_degree"], st_te["library_ratio_err"] = lib.degree, lib.ratio_err
+    fit = LawFit(cand.index, st_te[cfg.statistic], st_tr.get(cfg.statistic, st_tr["median"]), st_te, cand.seconds,
+                 list(cand.history))
+    law = LearnedInvariant(init.model, cand.index, fit.loss)
+    fit.stats["constancy"] = constancy(law, data.heldout)["median"]
+    return fit, law, gtr, gte

@@ -1,0 +1,82 @@
+"""Settings of a discovery by neural deflation (the TOML keys of ``sciml discover --config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..run import param
+from .count import COUNT_RULES
+
+__all__ = ["NetworkConfig", "DiscoveryConfig"]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The MLP of each candidate ``H_k``."""
+
+    width: int = param(64, ge=1, doc="hidden width")
+    depth: int = param(3, ge=1, doc="hidden layers")
+    activation: str = param("silu", choices=("silu", "tanh", "softplus", "gelu", "sin"), doc="activation")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Settings of one discovery (``sciml.fit(Deflation, config, trajectories)``; ``docs/conservation.md``)."""
+
+    max_laws: int = param(0, ge=0, doc="candidates to train; 0: d-1 (all integrals) or N+1 (involution)")
+    involution: bool = param(False, doc="count integrals in involution (Poisson-bracket term, at most N)")
+    steps: int = param(3000, ge=1, doc="Adam steps per trained candidate (an exact polynomial takes none)")
+    batch_size: int = param(1024, ge=8, doc="points per step")
+    lr: float = param(3e-3, gt=0, doc="initial learning rate (cosine decay)")
+    lr_final: float = param(3e-5, gt=0, doc="final learning rate")
+    alpha: float = param(1.0, gt=0, doc="deflation power (1: a d-th candidate scores exactly 1)")
+    floor: float = param(1e-3, gt=0, doc="gradient floor delta: a constant candidate scores 1")
+    deflation_eps: float = param(1e-6, gt=0, doc="regulariser of the deflation denominator")
+    bracket_weight: float = param(1.0, ge=0, doc="weight of the Poisson-bracket term (involution)")
+    holdout: float = param(0.25, gt=0, lt=1, doc="fraction of trajectories held out for the losses")
+    max_points: int = param(100_000, ge=100, doc="cap on training points (random subset)")
+    eval_points: int = param(50_000, ge=100, doc="cap on held-out points for the final losses")
+    rule: str = param("floor", choices=COUNT_RULES.names(),
+                      doc="count rule (sciml.conservation.COUNT_RULES): 'floor' (FloorRule: candidates within "
+                          "floor_decades of their loss floor) or 'jump' (JumpRule: the largest jump in log loss)")
+    min_jump: float = param(1.0, gt=0, doc="jump rule: smallest decisive jump, decades of loss")
+    floor_decades: float = param(0.75, gt=0, doc="floor rule: decades above its floor a counted candidate may sit "
+                                                 "(calibrated: docs/conservation.md; 1.0 for floor_reference 'delta')")
+    floor_exact_decades: float = param(2.0, gt=0, doc="floor rule: the same for an exact polynomial (its loss only "
+                                                      "has to show it independent of the earlier laws)")
+    floor_reference: str = param("candidate", choices=("candidate", "delta"),
+                                 doc="floor rule: measure each candidate against its own floor (the loss an exact "
+                                     "integral with its gradients would have: 'candidate', with the independence "
+                                     "check) or against the global floor delta^2 ('delta')")
+    independence_decades: float = param(1.5, gt=0, doc="floor rule with own floors: a counted candidate's held-out "
+                                                       "median deflation factor stays below 10^this (a typical "
+                                                       "angle to the earlier laws above ~10 degrees at 1.5)")
+    veto: bool = param(False, doc="jump rule: also require held-out constancy < constancy_tol (off: it "
+                                  "cost more right counts than it saved across the catalogue)")
+    constancy_tol: float = param(0.5, gt=0, doc="largest held-out relative spread of a counted H (veto, warnings)")
+    statistic: str = param("median", choices=("median", "median_value", "mean", "geomean", "trimmed"),
+                           doc="held-out losses -> one number per candidate; median_value: the larger of the "
+                               "median per-point loss and the value spread (both 0 for an exact integral)")
+    seed: int = param(0, doc="seed of the split, the initialisations and the batches (candidate_seeds)")
+    objective: str = param("log", choices=("mean", "log"),
+                           doc="training objective over a batch: mean of the per-point loss, or mean of its log")
+    value_weight: float = param(0.0, ge=0, doc="weight of the value term log V (spread of H along trajectories, "
+                                               "relative to its deflated gradient); 0: gradient loss only "
+                                               "(docs/conservation.md: it did not fix the over-counts)")
+    window: int = param(16, ge=2, doc="snapshots per trajectory in a batch (the value term's windows)")
+    restarts: int = param(3, ge=1, doc="initialisations per candidate; the best after the warm-up continues")
+    library_degree: int = param(4, ge=0, doc="polynomial start: one more initialisation per candidate starts at the "
+                                             "best conserved polynomial of degree <= this (sciml.conservation.library),"
+                                             " an exact one is taken as it is; 0: off (always off with involution)")
+    library_max_features: int = param(500, ge=1, doc="the library's degree is lowered until it has at most this "
+                                                     "many monomials")
+    library_points: int = param(10_000, ge=10, doc="training points the polynomial start is fitted on")
+    library_exact_factor: float = param(4.0, gt=0, doc="a polynomial is an exact integral when its ratio R is at most "
+                                                        "this times the ratio its finite-difference error alone "
+                                                        "would give (then it is taken as it is)")
+    warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
+    dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
+    log_every: int = param(50, ge=1, doc="steps between rows of metrics.jsonl")
+    checkpoint_every: int = param(500, ge=0, doc="steps between checkpoints (0: only at the end); a resumed run "
+                                                 "continues from the latest")
+    network: NetworkConfig = field(default_factory=NetworkConfig)
