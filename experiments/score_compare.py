@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import sciml
 from problems.mixtures import MIXTURES
 from sciml.metrics import mmd, sliced_wasserstein
 from sciml.run import load_config
+from sciml.score import NDSM, ControlVariates, PathBank, ScoreConfig, ScoreTraining
 from sciml.score.diagnostics import ndsm_variance
 from sciml.score.metrics import mode_coverage, mode_weights, weight_error
-from sciml.score.objectives import NDSM, ControlVariates, PathBank
-from sciml.score.train import ScoreConfig, train
 
 METHODS = {
     "linear DSM (VP)": {"sde": {"kind": "vp"}, "train": {"objective": "dsm"}},
@@ -49,7 +49,7 @@ def _merge(a: dict, b: dict) -> dict:
 def variance_table(srun, data, seed, ns=(50, 100, 200, 400, 1000)):
     rows = []
     xn = (data - srun.shift) / srun.scale
-    own = srun.extra["objective"]  # the training objective with its learned coefficients
+    own = srun.objective  # the training objective with its learned coefficients
     bank = PathBank(srun.sde, own.times())
     g = torch.Generator().manual_seed(seed)
     bank.refresh(xn[torch.randperm(xn.shape[0], generator=g)[:1024]], generator=g)
@@ -109,9 +109,9 @@ def main() -> None:
             cfg = load_config(_merge({"seed": seed, "train": {"steps": args.steps},
                                       "sample": {"n_steps": args.sample_steps}}, over), ScoreConfig)
             t0 = time.perf_counter()
-            res = train(cfg, data, show_progress=False)
+            res = sciml.fit(ScoreTraining, cfg, data)
             t_train = time.perf_counter() - t0
-            srun = res.extra["run"]
+            srun = res.payload
             t0 = time.perf_counter()
             s = srun.generate(args.n_samples, generator=torch.Generator().manual_seed(seed + 7), show_progress=False)
             t_sample = time.perf_counter() - t0
@@ -122,8 +122,8 @@ def main() -> None:
                    "mmd": float(mmd(s[:5000], held[:5000])),
                    "sliced_w2": float(sliced_wasserstein(s, held, generator=torch.Generator().manual_seed(0))),
                    "final_minibatch_loss_var": res.metrics.get("loss_var")}
-            if srun.extra.get("gmm") is not None:
-                row["gmm_weights"] = sorted(srun.extra["gmm"].weights.tolist(), reverse=True)
+            if srun.gmm is not None:
+                row["gmm_weights"] = sorted(srun.gmm.weights.tolist(), reverse=True)
             print(f"  {name:22s} train {t_train:6.1f} s  sample {t_sample:5.1f} s  weights "
                   f"{np.round(w.numpy(), 4)}  max err {row['weight_error']:.4f}  off {off:.4f}  "
                   f"MMD^2 {row['mmd']:.2e}  SW2 {row['sliced_w2']:.4f}", flush=True)

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import sciml
 from problems.mixtures import digits, digits_reflected
 from sciml.metrics import mmd
 from sciml.run import load_config
+from sciml.score import ScoreConfig, ScoreTraining
 from sciml.score.metrics import classifier_weights, fit_classifier, mode_coverage, weight_error
-from sciml.score.train import ScoreConfig, train
 
 
 def main() -> None:
@@ -84,9 +85,9 @@ def main() -> None:
         cfg_d["sde"] = over["sde"]
         cfg = load_config(cfg_d, ScoreConfig)
         t0 = time.perf_counter()
-        res = train(cfg, x, show_progress=False)
+        res = sciml.fit(ScoreTraining, cfg, x)
         t_train = time.perf_counter() - t0
-        srun = res.extra["run"]
+        srun = res.payload
         t0 = time.perf_counter()
         s = srun.generate(args.n_samples, generator=torch.Generator().manual_seed(args.seed + 3), show_progress=False)
         t_sample = time.perf_counter() - t0
@@ -97,8 +98,8 @@ def main() -> None:
                "class_weights": w.tolist(), "mmd_to_train": float(mmd(s.reshape(len(s), -1), x.reshape(len(x), -1))),
                "final_loss": res.metrics.get("loss")}
         ref = true_w if true_w is not None else emp
-        if srun.extra.get("gmm") is not None:
-            gw = srun.extra["gmm"].weights
+        if srun.gmm is not None:
+            gw = srun.gmm.weights
             row["gmm_weights"] = gw.tolist()
             print(f"  fitted GMM weights {np.round(gw.cpu().numpy(), 3)}")
         row["weight_error"] = weight_error(w, ref)

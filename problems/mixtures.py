@@ -10,21 +10,24 @@ All are data (frozen dataclasses and plain functions) that know nothing of the m
 * :func:`digits` -- scikit-learn's 8x8 digits (1797 images, shipped with scikit-learn, no download),
   scaled to [-1, 1], optionally class-imbalanced; :func:`digits_reflected` adds mirrored copies of a
   fraction of them (an approximate reflection symmetry).
-* :func:`load_samples` -- samples from a user's .npy/.npz/.h5 file, validated.
+
+The catalogue :data:`PROBLEMS` names them for the command line (``sciml score train --problem``):
+:func:`problem_samples` draws a named problem's training set as :class:`Samples` (the data, and the
+true mixture or the class labels where there are some). User files are read by
+:func:`sciml.score.load_samples`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = ["MixtureProblem", "unbalanced_2d", "unbalanced_10d", "latent_clusters", "digits",
-           "digits_reflected", "load_samples", "MIXTURES"]
+           "digits_reflected", "MIXTURES", "Samples", "PROBLEMS", "FIXED_SIZE", "problem_samples"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,22 +167,56 @@ def digits_reflected(fraction: float = 0.3, seed: int = 0, **kw):
 MIXTURES = {"mixture2d": unbalanced_2d, "mixture10d": unbalanced_10d, "latent10d": latent_clusters}
 
 
-def load_samples(path: str | Path, *, dataset: str = "samples", min_rows: int = 10) -> Tensor:
-    """Samples (N, D) or images (N, C, H, W) / (N, H, W) from .npy/.npz/.h5, validated.
+@dataclass(frozen=True, eq=False)
+class Samples:
+    """A named problem's training set.
+
+    Attributes:
+        name: the catalogue name; data: samples ``(N, *event_shape)``; mixture: the true mixture (mixture
+        problems); labels: the class of each sample (digits).
+    """
+
+    name: str
+    data: Tensor
+    mixture: MixtureProblem | None = None
+    labels: Tensor | None = None
+
+
+def _mixture_set(name: str):
+    def draw(n: int, generator: torch.Generator | None = None) -> Samples:
+        prob = MIXTURES[name]()
+        return Samples(name, prob.sample(n, generator=generator), mixture=prob)
+
+    draw.__doc__ = f"``n`` samples of {name} (:data:`MIXTURES`)."
+    return draw
+
+
+def _digits_set(n: int, generator: torch.Generator | None = None) -> Samples:
+    """All 1797 digits (``n`` and ``generator`` do not apply: the set is fixed)."""
+    x, y = digits(return_labels=True)
+    return Samples("digits", x, labels=y)
+
+
+def _digits_reflected_set(n: int, generator: torch.Generator | None = None) -> Samples:
+    """All digits plus mirrored copies of 30 % of them (``n`` and ``generator`` do not apply)."""
+    x, y = digits_reflected()
+    return Samples("digits_reflected", x, labels=y)
+
+
+PROBLEMS = {**{name: _mixture_set(name) for name in MIXTURES}, "digits": _digits_set,
+            "digits_reflected": _digits_reflected_set}
+"""Named training sets: ``PROBLEMS[name](n, generator) -> Samples``."""
+
+FIXED_SIZE = ("digits", "digits_reflected")
+"""Problems whose training set is fixed (``n`` does not apply)."""
+
+
+def problem_samples(name: str, n: int, *, generator: torch.Generator | None = None) -> Samples:
+    """The training set of the catalogue problem ``name`` (``n`` samples where the problem is sampled).
 
     Raises:
-        sciml.io.DataError: missing file, wrong rank, NaN/inf values, too few samples.
+        KeyError: an unknown name (the message lists the names).
     """
-    from sciml.io import DataError, load_array
-
-    arr = load_array(path, dataset=dataset, ndim=(2, 3, 4), min_rows=min_rows, finite=True)
-    if arr.ndim == 3:
-        arr = arr[:, None]
-    if arr.ndim == 2 and arr.shape[1] < 1:
-        raise DataError(f"{path}: '{dataset}' has zero columns; expected (N, D) samples")
-    if arr.ndim == 4 and (arr.shape[-1] % 2 or arr.shape[-2] % 2):
-        raise DataError(f"{path}: images of shape {arr.shape[1:]} need even height and width (the U-Net "
-                        "halves them); pad or crop them")
-    if np.ptp(arr.reshape(arr.shape[0], -1), axis=0).max() == 0:
-        raise DataError(f"{path}: all samples are identical; nothing to learn")
-    return torch.as_tensor(arr, dtype=torch.get_default_dtype())
+    if name not in PROBLEMS:
+        raise KeyError(f"unknown problem {name!r}; choose one of {list(PROBLEMS)}")
+    return PROBLEMS[name](n, generator)

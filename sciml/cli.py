@@ -127,11 +127,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from .run import resolve_device
-
-    from .run import set_threads
+    from .run import resolve_device, set_threads
 
     resolve_device(args.device)
     args.demo_config = _demo_config(args.config)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from problems.mixtures import unbalanced_2d
+import sciml
 from sciml.run import load_config
+from sciml.score import PathBank, ScoreConfig, ScoreTraining
 from sciml.score.diagnostics import ndsm_variance
 from sciml.score.metrics import mode_coverage, mode_weights, weight_error
-from sciml.score.objectives import PathBank
-from sciml.score.train import ScoreConfig, train
 
 
 @pytest.mark.slow
@@ -21,14 +21,14 @@ def test_ndsm_recovers_unbalanced_weights_and_control_variates_cut_variance():
     data = prob.sample(10_000, generator=torch.Generator().manual_seed(11))
     cfg = load_config({"sde": {"kind": "langevin_gmm"}, "train": {"objective": "ndsm", "steps": 2000},
                        "sample": {"n_steps": 300}}, ScoreConfig)
-    res = train(cfg, data, show_progress=False)
+    res = sciml.fit(ScoreTraining, cfg, data)
     assert res.ok, res.message
-    srun = res.extra["run"]
+    srun = res.payload
     x = srun.generate(10_000, generator=torch.Generator().manual_seed(3), show_progress=False)
     w, off = mode_weights(x, prob.weights, prob.means, prob.covariances)
     assert mode_coverage(w, prob.weights) == 3
     assert weight_error(w, prob.weights) < 0.02, w
-    ndsm = srun.extra["objective"]
+    ndsm = srun.objective
     bank = PathBank(srun.sde, ndsm.times())
     g = torch.Generator().manual_seed(5)
     bank.refresh(((data - srun.shift) / srun.scale)[:1024], generator=g)

@@ -165,8 +165,11 @@ class RunDir:
         return ck[-1] if ck else None
 
     def load_checkpoint(self, path: str | Path | None = None, map_location: Any = "cpu") -> dict[str, Any] | None:
-        import torch
+        """The checkpoint at ``path`` (default: the newest), ``None`` if there is none.
 
+        Raises:
+            CheckpointError: the file is truncated or not a checkpoint (naming the previous one to use).
+        """
         path = Path(path) if path is not None else self.latest_checkpoint()
         if path is None:
             return None

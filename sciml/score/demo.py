@@ -18,16 +18,19 @@ __all__ = ["demo"]
 def demo(args) -> bool:
     from problems.mixtures import unbalanced_2d
 
+    import sciml
+
     from ..metrics import mmd, sliced_wasserstein
-    from ..run import RunDir, load_config, resolve_device
+    from ..run import derived_generator, load_config, resolve_device
+    from .config import ScoreConfig
     from .diagnostics import ndsm_variance
+    from .method import ScoreTraining
     from .metrics import mode_coverage, mode_weights, weight_error
-    from .train import ScoreConfig, train
 
     device = resolve_device(getattr(args, "device", "cpu"))
     seed = getattr(args, "seed", None) or 0
     prob = unbalanced_2d()
-    g = torch.Generator().manual_seed(seed + 100)
+    g = derived_generator(seed, "demo data")
     data = prob.sample(8000, generator=g)
     held_out = prob.sample(3000, generator=g)
     cfg = load_config({"seed": seed, "sde": {"kind": "langevin_gmm"},
@@ -35,14 +38,12 @@ def demo(args) -> bool:
                                  "refresh_every": 100, "control_variates": "learned"},
                        "sample": {"n_steps": 200}, "checkpoint_every": 800}, ScoreConfig)
     out = Path(getattr(args, "out", "runs/demo")) / "score"
-    t0 = time.perf_counter()
-    res = train(cfg, data, run=RunDir(out), device=device, show_progress=False)
-    t_train = time.perf_counter() - t0
+    res = sciml.fit(ScoreTraining, cfg, data, out=out, device=device, overwrite=True)
     if not res.ok:
         print(f"training failed: {res.message}")
         return False
-    srun = res.extra["run"]
-    gs = torch.Generator(device=device).manual_seed(seed + 1)
+    srun = res.payload
+    gs = derived_generator(seed, "demo samples", device=device)
     t0 = time.perf_counter()
     s = srun.generate(3000, generator=gs, show_progress=False).cpu()
     t_sample = time.perf_counter() - t0
@@ -50,13 +51,13 @@ def demo(args) -> bool:
     err = weight_error(w, prob.weights)
     cov = mode_coverage(w, prob.weights)
     d_mmd = float(mmd(s, held_out))
-    d_sw = float(sliced_wasserstein(s, held_out, generator=torch.Generator().manual_seed(0)))
+    d_sw = float(sliced_wasserstein(s, held_out, generator=derived_generator(seed, "demo projections")))
     # variance of the objective on the trained model, plain vs control variates (same pairs and noises)
-    obj = srun.extra["objective"]
+    obj = srun.objective
     bank_pairs = _pairs(obj, srun, data.to(device), 4096, seed)
-    v = ndsm_variance(obj, srun.model, *bank_pairs, generator=torch.Generator(device=device).manual_seed(seed + 2))
+    v = ndsm_variance(obj, srun.model, *bank_pairs, generator=derived_generator(seed, "demo variance", device=device))
     print(f"NDSM (Langevin toward a {prob.n_components}-component GMM), {cfg.train.steps} steps: "
-          f"train {t_train:.1f} s, sample 3000 in {t_sample:.1f} s")
+          f"train {res.seconds:.1f} s, sample 3000 in {t_sample:.1f} s")
     print("  mode weights true  " + " ".join(f"{x:.3f}" for x in prob.weights))
     print("               model " + " ".join(f"{float(x):.3f}" for x in w) + f"   (off-mode {off:.3f})")
     print(f"  max weight error {err:.4f}, modes covered {cov}/{prob.n_components}, "
@@ -71,10 +72,11 @@ def demo(args) -> bool:
 
 
 def _pairs(obj, srun, data, n, seed):
+    from ..run import derived_generator
     from .objectives import PathBank
 
     bank = PathBank(srun.sde, obj.times(data.device, data.dtype))
-    g = torch.Generator(device=data.device).manual_seed(seed + 3)
+    g = derived_generator(seed, "demo bank", device=data.device)
     xn = (data - srun.shift) / srun.scale
     bank.refresh(xn[torch.randperm(xn.shape[0], generator=g, device=data.device)[:1024]], generator=g)
     return bank.draw(n, generator=g)

@@ -47,29 +47,47 @@ exploding terms arising from small time steps"). See ``docs/score.md``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ..registry import Registry
 from .sde import SDE, bc
 
-__all__ = ["NoiseVarianceWeighting", "UniformWeighting", "DSM", "NDSM", "ControlVariates", "PathBank",
-           "Terms"]
+__all__ = ["Weighting", "NoiseVarianceWeighting", "UniformWeighting", "Objective", "DSM", "NDSM", "ControlVariates",
+           "PathBank", "Terms", "WEIGHTINGS", "OBJECTIVES", "CONTROL_VARIATES"]
+
+CONTROL_VARIATES = ("learned", "fixed", "none")
+"""NDSM control-variate modes: coefficients learned, fixed at 1, or no control variates."""
 
 
 # ---- time weightings (small strategy objects) ------------------------------------------------------
 
+class Weighting(ABC):
+    r"""A time weighting :math:`\lambda(t)` of the score-matching objective."""
+
+    @abstractmethod
+    def __call__(self, sde: SDE, t: Tensor) -> Tensor:
+        """lambda(t), shape of t."""
+
+
+WEIGHTINGS: Registry[Weighting] = Registry("time weighting", Weighting)
+
+
+@WEIGHTINGS.register("noise_variance")
 @dataclass(frozen=True)
-class NoiseVarianceWeighting:
+class NoiseVarianceWeighting(Weighting):
     r""":math:`\lambda(t) = \sigma(t)^2` (the SDE's noise scale squared): every t contributes O(1)."""
 
     def __call__(self, sde: SDE, t: Tensor) -> Tensor:
         return sde.noise_scale(t) ** 2
 
 
+@WEIGHTINGS.register("uniform")
 @dataclass(frozen=True)
-class UniformWeighting:
+class UniformWeighting(Weighting):
     r""":math:`\lambda(t) = 1`."""
 
     def __call__(self, sde: SDE, t: Tensor) -> Tensor:
@@ -86,19 +104,39 @@ def _dot(x: Tensor, y: Tensor) -> Tensor:
 
 # ---- DSM ------------------------------------------------------------------------------------------
 
-class DSM:
+class Objective(ABC):
+    """A score-matching objective: ``loss(model, batch..., generator=) -> (mean loss, metrics)``.
+
+    Attributes:
+        sde: the forward SDE; t_min: the smallest time the model is trained at (sampling stops there).
+    """
+
+    sde: SDE
+
+    @property
+    @abstractmethod
+    def t_min(self) -> float:
+        """Smallest training time."""
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective", Objective)
+
+
+@OBJECTIVES.register("dsm", doc="denoising score matching with the exact kernel (linear SDEs)")
+class DSM(Objective):
     """Denoising score matching with the exact Gaussian kernel of a linear SDE.
 
     Args:
         sde: an SDE with ``has_gaussian_kernel``.
-        weighting: time weighting strategy; eps: smallest training time.
+        weighting: time weighting (a :class:`Weighting` or a name in :data:`WEIGHTINGS`); eps: smallest
+            training time.
     """
 
-    def __init__(self, sde: SDE, *, weighting=NoiseVarianceWeighting(), eps: float = 1e-3):
+    def __init__(self, sde: SDE, *, weighting: Weighting | str = NoiseVarianceWeighting(), eps: float = 1e-3):
         if not sde.has_gaussian_kernel:
             raise ValueError(f"DSM needs a linear SDE with a Gaussian kernel; {type(sde).__name__} has none "
                              "(use NDSM)")
-        self.sde, self.weighting, self.eps = sde, weighting, float(eps)
+        self.sde, self.weighting, self.eps = sde, WEIGHTINGS.resolve(weighting), float(eps)
 
     @property
     def t_min(self) -> float:
@@ -196,21 +234,23 @@ class Terms:
     t: Tensor
 
 
-class NDSM:
+@OBJECTIVES.register("ndsm", doc="nonlinear DSM on Euler-Maruyama transitions (any drift)")
+class NDSM(Objective):
     """Nonlinear denoising score matching on Euler-Maruyama transitions, with optional control variates.
 
     Args:
         sde: any forward SDE (linear or not).
         n_steps: N, grid steps on [0, T] (the objective's time step is T/N).
-        weighting: time weighting strategy.
+        weighting: time weighting (a :class:`Weighting` or a name in :data:`WEIGHTINGS`).
         control_variates: a :class:`ControlVariates` or ``None`` for the plain objective.
     """
 
-    def __init__(self, sde: SDE, *, n_steps: int = 100, weighting=NoiseVarianceWeighting(),
+    def __init__(self, sde: SDE, *, n_steps: int = 100, weighting: Weighting | str = NoiseVarianceWeighting(),
                  control_variates: ControlVariates | None = None):
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-        self.sde, self.n_steps, self.weighting, self.cv = sde, int(n_steps), weighting, control_variates
+        self.sde, self.n_steps, self.cv = sde, int(n_steps), control_variates
+        self.weighting = WEIGHTINGS.resolve(weighting)
         self.dt = sde.T / self.n_steps
 
     @property

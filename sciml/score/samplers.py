@@ -15,21 +15,26 @@ Steppers (small strategy objects, one ``step`` each; ``h > 0`` is the size of th
 * :class:`ProbabilityFlow` -- the ODE with Heun (2nd order) or classical RK4.
 
 The last step of the SDE samplers adds no noise (returns the mean of the final transition).
+:data:`SAMPLERS` names them for configs and the command line: ``em``, ``heun``, ``ode`` (Heun) and
+``ode_rk4``. :func:`sample_batches` yields the samples batch by batch (memory of one batch, whatever
+``n``); :func:`sample` concatenates them.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
+from ..registry import Registry
 from ..run import progress
 from .sde import SDE, bc
 
-__all__ = ["EulerMaruyama", "StochasticHeun", "ProbabilityFlow", "sample", "SAMPLERS"]
+__all__ = ["Sampler", "EulerMaruyama", "StochasticHeun", "ProbabilityFlow", "sample", "sample_batches", "SAMPLERS"]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -39,8 +44,23 @@ def _rev_drift(sde: SDE, score: ScoreFn, x: Tensor, t: Tensor, ode: bool) -> Ten
     return sde.drift(x, t) - (0.5 if ode else 1.0) * g2 * score(x, t)
 
 
+class Sampler(ABC):
+    """One backward step of the reverse dynamics; ``noise`` is ``None`` for a deterministic step."""
+
+    #: whether the step integrates the probability-flow ODE (it takes no noise)
+    deterministic: bool = False
+
+    @abstractmethod
+    def step(self, sde: SDE, score: ScoreFn, x: Tensor, t: float, h: float, noise: Tensor | None) -> Tensor:
+        """``x`` at time ``t - h`` from ``x`` at time ``t``."""
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler", Sampler)
+
+
+@SAMPLERS.register("em", doc="reverse SDE, Euler-Maruyama")
 @dataclass(frozen=True)
-class EulerMaruyama:
+class EulerMaruyama(Sampler):
     """Reverse-SDE Euler-Maruyama step."""
 
     def step(self, sde: SDE, score: ScoreFn, x: Tensor, t: float, h: float, noise: Tensor | None) -> Tensor:
@@ -51,8 +71,9 @@ class EulerMaruyama:
         return x_new
 
 
+@SAMPLERS.register("heun", doc="reverse SDE, stochastic Heun")
 @dataclass(frozen=True)
-class StochasticHeun:
+class StochasticHeun(Sampler):
     """Reverse-SDE stochastic Heun step (drift averaged at both ends, one shared Brownian increment)."""
 
     def step(self, sde, score, x, t, h, noise):
@@ -67,11 +88,13 @@ class StochasticHeun:
         return x - 0.5 * h * (f1 + f2) + dw
 
 
+@SAMPLERS.register("ode", doc="probability-flow ODE, Heun")
 @dataclass(frozen=True)
-class ProbabilityFlow:
+class ProbabilityFlow(Sampler):
     """Probability-flow ODE step, ``method`` ``heun`` or ``rk4``."""
 
     method: str = "heun"
+    deterministic = True
 
     def __post_init__(self):
         if self.method not in ("heun", "rk4"):
@@ -92,45 +115,54 @@ class ProbabilityFlow:
         return x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-SAMPLERS = {"em": EulerMaruyama, "heun": StochasticHeun, "ode": ProbabilityFlow,
-            "ode_rk4": lambda: ProbabilityFlow("rk4")}
+@SAMPLERS.register("ode_rk4", doc="probability-flow ODE, classical Runge-Kutta 4")
+def _ode_rk4() -> ProbabilityFlow:
+    return ProbabilityFlow("rk4")
 
 
-@torch.no_grad()
-def sample(score: ScoreFn, sde: SDE, n: int, *, sampler=EulerMaruyama(), n_steps: int = 500,
-           t_min: float = 1e-3, batch_size: int = 4096, generator: torch.Generator | None = None,
-           x_T: Tensor | None = None, show_progress: bool = True) -> Tensor:
-    """Draw ``n`` samples by integrating the reverse dynamics from the prior at T down to ``t_min``.
+def sample_batches(score: ScoreFn, sde: SDE, n: int, *, sampler: Sampler | str = "em", n_steps: int = 500,
+                   t_min: float = 1e-3, batch_size: int = 4096, generator: torch.Generator | None = None,
+                   x_T: Tensor | None = None, show_progress: bool = True) -> Iterator[Tensor]:
+    """Yield ``n`` samples in batches of ``batch_size`` (the last may be smaller), integrating the reverse
+    dynamics from the prior at T down to ``t_min``; memory holds one batch at a time.
 
     Args:
         score: ``s(x, t)`` (e.g. a :class:`~sciml.score.model.ScoreModel` in eval mode).
         sde: the forward SDE the score was trained for (prior, drift, diffusion).
-        sampler: a stepper (:class:`EulerMaruyama`, :class:`StochasticHeun`, :class:`ProbabilityFlow`).
+        sampler: a :class:`Sampler` or a name in :data:`SAMPLERS`.
         n_steps: uniform steps from T to t_min.
         batch_size: samples integrated at once (memory bound).
-        generator: explicit randomness for the prior draw and the noise.
+        generator: explicit randomness for the prior draw and the noise, drawn batch by batch, so the
+            samples are the same however the batches are consumed.
         x_T: start states instead of prior samples (e.g. to test a sampler from exact prior draws).
 
-    Returns:
-        Tensor ``(n, *event_shape)``.
+    Yields:
+        Tensors ``(m, *event_shape)``, ``m <= batch_size``.
     """
-    if n < 1 or n_steps < 1:
-        raise ValueError(f"n and n_steps must be positive, got {n}, {n_steps}")
-    out = []
-    ode = isinstance(sampler, ProbabilityFlow)
+    if n < 1 or n_steps < 1 or batch_size < 1:
+        raise ValueError(f"n, n_steps and batch_size must be positive, got {n}, {n_steps}, {batch_size}")
+    sampler = SAMPLERS.resolve(sampler)
     h = (sde.T - t_min) / n_steps
     n_batches = math.ceil(n / batch_size)
     bar = progress(range(n_batches * n_steps), total=n_batches * n_steps, desc="sample",
                    disable=None if show_progress else True)
     for b in range(n_batches):
         m = min(batch_size, n - b * batch_size)
-        x = sde.prior_sample(m, generator=generator) if x_T is None else x_T[b * batch_size: b * batch_size + m]
-        for i in range(n_steps):
-            t = sde.T - i * h
-            last = i == n_steps - 1
-            noise = None if (ode or last) else torch.randn(x.shape, generator=generator, device=x.device,
-                                                           dtype=x.dtype)
-            x = sampler.step(sde, score, x, t, h, noise)
-            next(bar, None)
-        out.append(x)
-    return torch.cat(out)
+        with torch.no_grad():
+            x = sde.prior_sample(m, generator=generator) if x_T is None else x_T[b * batch_size: b * batch_size + m]
+            for i in range(n_steps):
+                last = i == n_steps - 1
+                noise = None if (sampler.deterministic or last) else torch.randn(
+                    x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = sampler.step(sde, score, x, sde.T - i * h, h, noise)
+                next(bar, None)
+        yield x
+
+
+def sample(score: ScoreFn, sde: SDE, n: int, *, sampler: Sampler | str = "em", n_steps: int = 500,
+           t_min: float = 1e-3, batch_size: int = 4096, generator: torch.Generator | None = None,
+           x_T: Tensor | None = None, show_progress: bool = True) -> Tensor:
+    """All ``n`` samples of :func:`sample_batches` as one tensor ``(n, *event_shape)``."""
+    return torch.cat(list(sample_batches(score, sde, n, sampler=sampler, n_steps=n_steps, t_min=t_min,
+                                         batch_size=batch_size, generator=generator, x_T=x_T,
+                                         show_progress=show_progress)))

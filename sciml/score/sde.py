@@ -13,6 +13,9 @@ r"""Forward noising SDEs :math:`dX = b(X, t)\,dt + g(t)\,dW` on :math:`t \in [0,
 
 Shapes: ``x`` is ``(N, *event_shape)`` (vectors or images); ``t`` is ``(N,)``; ``diffusion`` returns ``(N,)``.
 A drift that needs flat vectors (the GMM score) flattens and restores the event shape itself.
+
+:data:`SDES` names the SDEs a config can choose (``sde.kind``): ``vp``, ``ve`` and ``langevin_gmm``
+(a :class:`LangevinSDE` whose target is the mixture fitted to the data).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["SDE", "VPSDE", "VESDE", "NonlinearSDE", "LangevinSDE", "Target", "StandardNormal", "bc"]
+from ..registry import Registry
+
+__all__ = ["SDE", "VPSDE", "VESDE", "NonlinearSDE", "LangevinSDE", "Target", "StandardNormal", "bc", "SDES"]
 
 
 def bc(v: Tensor, x: Tensor) -> Tensor:
@@ -146,6 +151,10 @@ class _BetaSchedule:
         return self.int_beta(t)
 
 
+SDES: Registry[SDE] = Registry("SDE", SDE)
+
+
+@SDES.register("vp")
 class VPSDE(_BetaSchedule, SDE):
     """Variance-preserving (Ornstein-Uhlenbeck) SDE toward N(0, I)."""
 
@@ -170,6 +179,7 @@ class VPSDE(_BetaSchedule, SDE):
         return torch.randn((n, *self.event_shape), generator=generator, device=dev)
 
 
+@SDES.register("ve")
 class VESDE(SDE):
     """Variance-exploding SDE (no drift, geometric noise levels)."""
 
@@ -230,6 +240,7 @@ class NonlinearSDE(SDE):
         return self._prior(n, generator)
 
 
+@SDES.register("langevin_gmm", doc="Langevin dynamics toward a Gaussian mixture fitted to the data")
 class LangevinSDE(_BetaSchedule, SDE):
     r"""Overdamped Langevin dynamics toward ``target``: :math:`b = \tfrac12\beta(t)\nabla\log\pi`, :math:`g=\sqrt{\beta}`.
 
