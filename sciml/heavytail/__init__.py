@@ -6,7 +6,7 @@ back with ``HeavyTail.load(run_dir)`` (a :class:`HeavyTailModel` with ``sample(n
 Registries: :data:`MODELS` (gan, particles, flow), :data:`DIVERGENCES` (alpha, kl, wasserstein),
 :data:`CONSTRAINTS` (gp, spectral, none). Objectives in :mod:`.objectives`, Lipschitz constraints in
 :mod:`.constraints`, networks in :mod:`.models`, the generators' strategies in :mod:`.strategies`, tail
-metrics in :mod:`.metrics`.
+metrics in :mod:`.metrics`, the authors' 110-d submanifold metric in :mod:`.submanifold`.
 """
 
 from .config import CriticConfig, FlowConfig, GANConfig, HeavyTailConfig, ParticleConfig
@@ -19,6 +19,8 @@ from .models import Generator, ParticleCloud, PotentialFlow, Sampler, sample_lat
 from .objectives import (DIVERGENCES, AlphaDivergence, FDivergence, KLDivergence, WassersteinCritic,
                          discrete_divergence, gaussian_alpha_divergence, make_divergence, variational_objective)
 from .strategies import MODELS, FlowModel, GANModel, GenerativeModel, ParticleModel
+from .submanifold import (authors_powers, cauchy_power_sf, off_manifold_distance, submanifold_ccdf_l1,
+                          submanifold_metrics)
 
 __all__ = [
     "HeavyTail", "HeavyTailModel",
@@ -29,6 +31,7 @@ __all__ = [
     "DIVERGENCES", "AlphaDivergence", "FDivergence", "KLDivergence", "WassersteinCritic", "discrete_divergence",
     "gaussian_alpha_divergence", "make_divergence", "variational_objective",
     "ccdf_l1", "evaluate_samples", "hill", "smoothed_hill", "tail_probabilities",
+    "authors_powers", "cauchy_power_sf", "off_manifold_distance", "submanifold_ccdf_l1", "submanifold_metrics",
     "Generator", "ParticleCloud", "PotentialFlow", "Sampler", "sample_latent",
     "prepare_data", "training_bytes",
 ]
