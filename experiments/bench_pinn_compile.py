@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from sciml.pinn import PINNConfig, Trainer, build_network, identity_parametrisation
-from sciml.pinn.api import problem_from_config
+from problems.pdes import family_member
+from sciml.pinn import PINNConfig, Trainer, build_network, identity_parametrisation, with_hard_constraints
 from sciml.run import load_config, seed_everything, tune_allocator
 
 CASES = {
@@ -48,7 +48,7 @@ def trainer(case: dict, mode: str) -> Trainer:
     lap = {**over.get("laplacian", {}), "compile": mode}
     cfg = load_config({**base, **over, "laplacian": lap}, PINNConfig)
     seed_everything(0)
-    problem = problem_from_config(cfg)
+    problem = with_hard_constraints(family_member(cfg.problem.family, cfg.problem.value, cfg.problem.d), cfg.loss.hard)
     module = build_network(problem.d + 1, cfg.model.widths, cfg.model.activation)
     return Trainer(problem, module, identity_parametrisation(module), cfg)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from sciml.pinn import PINNConfig, Trainer, build_network, identity_parametrisation, problem_from_config
+from problems.pdes import family_member
+from sciml.pinn import PINNConfig, Trainer, build_network, identity_parametrisation, with_hard_constraints
 from sciml.run import load_config, seed_everything
 
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
         "loss": {"hard": a.hard}, "laplacian": {"method": a.method, "probes": a.probes},
         "optim": {"iters": a.iters, "lr": a.lr, "decay_rate": 0.5, "decay_steps": max(a.iters // 3, 1)},
         "seed": a.seed, "log_every": a.eval_every}, PINNConfig)
-    problem = problem_from_config(cfg)
+    problem = with_hard_constraints(family_member(cfg.problem.family, cfg.problem.value, cfg.problem.d), cfg.loss.hard)
     seed_everything(a.seed)
     net = build_network(a.d + 1, cfg.model.widths)
     tr = Trainer(problem, net, identity_parametrisation(net), cfg)

@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 
 from problems.pdes import allen_cahn
-from sciml.pinn import PINNConfig, Trainer, build_network
+from sciml.pinn import PINN, Trainer, build_network
 from sciml.pinn.solver import collocation
-from sciml.run import load_config
-from sciml.transfer import FamilyTrainer, stack_parametrisation, strategy_from_name
+from sciml.run import config_to_dict, load_config
+from sciml.transfer import (TRANSFER_STRATEGIES, TransferRunConfig, family_trainer, s_optimizer_for,
+                            stack_parametrisation)
 
 EPS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
@@ -49,11 +50,10 @@ def main(argv=None) -> int:
     cfg = load_config({"problem": {"family": "allen_cahn", "d": a.d}, "model": {"widths": [a.width, a.width]},
                        "sampling": {"sampler": "radial", "n_interior": a.n_interior, "n_boundary": nb, "n_initial": nb,
                                     "n_test": 2000},
-                       "optim": {"iters": a.iters}, "transfer": {"s_lr": a.s_lr}, "log_every": max(a.iters // 4, 1), "checkpoint_every": 0}, PINNConfig)
+                       "optim": {"iters": a.iters}, "transfer": {"s_lr": a.s_lr}, "log_every": max(a.iters // 4, 1),
+                       "checkpoint_every": 0}, TransferRunConfig)
     if a.pretrained:
-        from sciml.pinn import load_pretrained
-
-        pre = load_pretrained(a.pretrained, device=dev)
+        pre = PINN.load(a.pretrained, device=dev)
         net, params = pre.module, dict(pre.params)
     else:
         torch.manual_seed(0)
@@ -61,26 +61,31 @@ def main(argv=None) -> int:
         params = {k: v.detach() for k, v in net.named_parameters()}
     eps = list(EPS[: a.k]) if a.k <= len(EPS) else [0.5 * (i + 1) for i in range(a.k)]
     members = [allen_cahn(e, a.d) for e in eps]
-    strat = strategy_from_name(a.method)
+    strat = TRANSFER_STRATEGIES.resolve(a.method)
     points = collocation(members[0], cfg, dev)
+    s_opt = s_optimizer_for(cfg.transfer)
+
+    def run(tr):
+        for i in range(tr.n_steps):
+            tr.step(i)
 
     def sequential(iters_cfg):
         errs = []
         c0, t0 = time.process_time(), time.perf_counter()
         for m in members:
-            tr = Trainer(m, net, strat.parametrise(net, params), iters_cfg, device=dev, points=points)
-            tr.fit()
+            tr = Trainer(m, net, strat.parametrise(net, params), iters_cfg, device=dev, points=points, s_optimizer=s_opt)
+            run(tr)
             errs.append(tr.history[-1][1])
         return time.perf_counter() - t0, time.process_time() - c0, errs
 
     def family(iters_cfg):
         c0, t0 = time.process_time(), time.perf_counter()
         par = stack_parametrisation(strat.parametrise(net, params), len(members))
-        tr = FamilyTrainer(members[0], net, par, iters_cfg, device=dev, points=points, members=members)
-        tr.fit()
+        tr = family_trainer(members, net, par, iters_cfg, device=dev, points=points, s_optimizer=s_opt)
+        run(tr)
         return time.perf_counter() - t0, time.process_time() - c0, tr.member_errors()[0]
 
-    warm = load_config({**__import__("sciml.run", fromlist=["x"]).config_to_dict(cfg), "optim": {"iters": 2}}, PINNConfig)
+    warm = load_config({**config_to_dict(cfg), "optim": {"iters": 2}}, TransferRunConfig)
     sequential(warm), family(warm)  # untimed warm-up (imports, allocator)
     t_seq, c_seq, e_seq = sequential(cfg)
     t_fam, c_fam, e_fam = family(cfg)

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 
-from sciml.pinn import PINNConfig, load_pretrained, train
+from problems.pdes import family_member
+from sciml import fit
+from sciml.pinn import PINN
 from sciml.pinn.report import plot_errors
 from sciml.run import config_to_dict, load_config
-from sciml.transfer import strategy_from_name, transfer
+from sciml.transfer import TRANSFER_STRATEGIES, Transfer, TransferRunConfig
 
 METHODS = ("svd", "full", "frozen_hidden", "last_layer", "scratch")
 
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/transfer_repro")
     p.add_argument("--json", default=None)
     p.add_argument("--resume", action="store_true",
-                   help="continue each transfer from its run directory's checkpoint up to --iters")
+                   help="continue interrupted runs (the pre-training and each transfer) from their latest checkpoint")
     p.add_argument("--plot-dir", default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -81,42 +83,44 @@ def main(argv=None) -> int:
     jpath = Path(a.json) if a.json else out / "summary.json"
     jpath.parent.mkdir(parents=True, exist_ok=True)
     summary = json.loads(jpath.read_text()) if jpath.exists() else {"runs": []}
-    cfg = load_config(base_config(a), PINNConfig)
+    cfg = load_config(base_config(a), TransferRunConfig)
     summary["config"] = config_to_dict(cfg)
     summary["threads"] = a.threads
 
     pre_dir = Path(a.pretrained) if a.pretrained else out / "pretrain"
     if not (pre_dir / "model.pt").exists():
         t0 = time.perf_counter()
-        res = train(cfg, run_dir=pre_dir, resume=True)
-        tr = res.extra["trainer"]
+        res = fit(PINN, cfg, family_member(a.family, a.source, a.d), out=pre_dir,
+                  resume=(pre_dir / "config.toml").exists())
+        tr = res.payload
         summary["pretrain"] = {"value": a.source, "iters": a.iters_pretrain, "rel_l2": res.metrics["rel_l2"],
                                "train_seconds": tr.train_seconds, "wall_seconds": time.perf_counter() - t0}
-        print(f"pre-trained {tr.problem.name}: rel L2 {res.metrics['rel_l2']:.4f} in {tr.train_seconds:.0f} s", flush=True)
+        print(f"pre-trained {tr.problem}: rel L2 {res.metrics['rel_l2']:.4f} in {tr.train_seconds:.0f} s", flush=True)
         jpath.write_text(json.dumps(summary, indent=1))
-    pre = load_pretrained(pre_dir)
+    pre = PINN.load(pre_dir)
     tcfg = load_config({**base_config(a), "optim": {"iters": a.iters, "lr": 1e-3, "decay_rate": a.decay_rate,
-                                                    "decay_steps": a.decay_steps}}, PINNConfig)
+                                                    "decay_steps": a.decay_steps}}, TransferRunConfig)
     done = {(r["target"], r["method"]) for r in summary["runs"]}
     for target in a.targets:
         for m in a.methods:
             if (target, m) in done:
                 continue
-            strat = strategy_from_name(m, seed=a.seed + 1)
+            strat = TRANSFER_STRATEGIES.resolve(m, seed=a.seed + 1)  # the tables' scratch networks: seed + 1
             t0 = time.perf_counter()
-            res = transfer(pre, tcfg, target=target, strategy=strat, run_dir=out / f"{a.family}_{target:g}_{m}",
-                           resume=a.resume)
-            tr = res.extra["trainer"]
+            run_dir = out / f"{a.family}_{target:g}_{m}"
+            res = fit(Transfer, tcfg, family_member(a.family, target, a.d), source=pre, strategy=strat, out=run_dir,
+                      resume=a.resume and (run_dir / "config.toml").exists())
+            tr = res.payload
             h = tr.history
             row = {"target": target, "method": m, "status": res.status.value, "iters": a.iters,
-                   "n_trainable": tr.par.n_trainable, "train_seconds": tr.train_seconds,
+                   "n_trainable": tr.n_trainable, "train_seconds": tr.train_seconds,
                    "wall_seconds": time.perf_counter() - t0, "initial_rel_l2": h[0][1], "final_rel_l2": h[-1][1],
                    "final_rel_l2_sq": h[-1][2], "best_rel_l2": min(e for _, e, _ in h),
                    "steps": [s for s, _, _ in h], "rel_l2": [e for _, e, _ in h]}
             summary["runs"].append(row)
             jpath.write_text(json.dumps(summary, indent=1))
             print(f"{a.family} {a.source:g} -> {target:g} {m:>14}: rel L2 {h[0][1]:.4f} -> {h[-1][1]:.4f} "
-                  f"({tr.par.n_trainable} trainable, {tr.train_seconds:.0f} s)", flush=True)
+                  f"({tr.n_trainable} trainable, {tr.train_seconds:.0f} s)", flush=True)
     plot_dir = Path(a.plot_dir) if a.plot_dir else out
     plot_dir.mkdir(parents=True, exist_ok=True)
     for target in a.targets:

@@ -1,17 +1,24 @@
 """PINN solver: samplers, a small problem trained to an accuracy an untrained or wrong model cannot
-reach, hard-constraint derivatives against the exact Hessian, resume = uninterrupted, d = 100."""
+reach, hard-constraint derivatives against the exact Hessian, d = 100, L-BFGS, compile, registries."""
 
 import math
 
 import pytest
 import torch
 
-from problems.pdes import allen_cahn
-from sciml.autodiff import HessianTrace, evolution_terms
-from sciml.pinn import (Ball, Box, HardDirichlet, PDEProblem, PINNConfig, RadialUniformBall, Trainer, UniformBall,
-                        build_network, identity_parametrisation, sample_boundary, sample_domain, train)
+from problems.pdes import allen_cahn, family_member
+from sciml import fit
+from sciml.autodiff import LAPLACIANS, HessianTrace, evolution_terms
+from sciml.pinn import (PINN, SAMPLERS, Ball, Box, HardDirichlet, PDEProblem, PINNConfig, RadialUniformBall, Trainer,
+                        UniformBall, build_network, identity_parametrisation, sample_boundary, sample_domain)
 from sciml.pinn.solver import _ansatz_terms, predict, relative_l2
 from sciml.run import ConfigError, load_config
+
+
+def train(cfg, problem=None, **kw):
+    """``fit(PINN, ...)`` on ``problem`` or the catalogue member the config names."""
+    p = cfg.problem
+    return fit(PINN, cfg, problem if problem is not None else family_member(p.family, p.value, p.d), **kw)
 
 
 def small_cfg(**over):
@@ -46,7 +53,7 @@ def test_volume_and_radial_samplers():
 def test_small_problem_trains_below_threshold():
     cfg = small_cfg()
     res = train(cfg)
-    tr = res.extra["trainer"]
+    tr = res.payload.trainer
     assert res.ok
     first, last = tr.history[0][1], tr.history[-1][1]
     assert first > 0.9                # the (one-step) untrained network is far off
@@ -56,23 +63,6 @@ def test_small_problem_trains_below_threshold():
     other = allen_cahn(0.0, 2).exact(tr.test.t, tr.test.x)
     u = predict(tr.module, tr.par.params(), tr.test.t, tr.test.x, t_shift=tr.t_shift)
     assert relative_l2(u, other)[0] > 0.3
-
-
-def test_resume_gives_the_same_parameters(tmp_path):
-    over = dict(problem={"d": 3}, model={"widths": [16, 16]},
-                sampling={"n_interior": 64, "n_boundary": 32, "n_initial": 32, "n_test": 100, "resample": True},
-                laplacian={"method": "sdgd", "probes": 2}, optim={"iters": 30}, checkpoint_every=10, log_every=5)
-    cfg = small_cfg(**over)
-    full = train(cfg, run_dir=tmp_path / "a")
-    cut = train(cfg, run_dir=tmp_path / "b", stop_at=15)
-    assert cut.status.value == "interrupted"
-    resumed = train(cfg, run_dir=tmp_path / "b", resume=True)
-    pa, pb = full.extra["trainer"].par.theta, resumed.extra["trainer"].par.theta
-    assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    # a run restarted from scratch with a different seed is different (the comparison can fail)
-    other = train(small_cfg(**over, seed=1))
-    assert not all(torch.equal(pa[k], other.extra["trainer"].par.theta[k]) for k in pa)
-    assert (tmp_path / "b" / "results.h5").exists() and (tmp_path / "b" / "slice.png").exists()
 
 
 def test_hard_constraint_terms_match_exact_hessian():
@@ -109,8 +99,8 @@ def test_user_defined_problem_with_hard_constraints_trains():
                       hard=HardDirichlet(lift=lambda t, x: torch.sin(x[0]) * torch.sin(x[1]),
                                          factor=lambda t, x: t, enforces_boundary=False))
     cfg = small_cfg(optim={"iters": 150})
-    res = train(cfg, problem=prob)
-    tr = res.extra["trainer"]
+    res = train(cfg, prob)
+    tr = res.payload.trainer
     assert tr.history[0][1] > 0.8 and tr.history[-1][1] < 0.3, tr.history
 
 
@@ -123,7 +113,7 @@ def test_d100_uses_an_unbiased_stochastic_laplacian():
                               "resample": True},
                     loss={"hard": "initial_boundary"}, optim={"iters": 5}, log_every=5)
     res = train(cfg)
-    tr = res.extra["trainer"]
+    tr = res.payload.trainer
     assert res.ok and type(tr.method).__name__ == "SDGD" and tr.method.num_dims == 16
     assert all(math.isfinite(v) for v in res.metrics.values())
     t, x = tr.points.t_in[:8], tr.points.x_in[:8]
@@ -164,7 +154,7 @@ def test_compiled_training_takes_the_eager_steps(can_compile):
                 loss={"hard": "initial_boundary"}, optim={"iters": 12})
     eager = train(small_cfg(**over, laplacian={"method": "sdgd", "probes": 2, "compile": "off"}))
     comp = train(small_cfg(**over, laplacian={"method": "sdgd", "probes": 2, "compile": "on"}))
-    te, tc = eager.extra["trainer"], comp.extra["trainer"]
+    te, tc = eager.payload.trainer, comp.payload.trainer
     assert tc.compiled and not te.compiled
     for k, v in te.par.theta.items():
         assert torch.allclose(tc.par.theta[k], v, rtol=1e-9, atol=1e-11), k
@@ -182,3 +172,95 @@ def test_auto_compiles_long_forward_laplacian_runs_only():
 
     assert made(2000) and not made(1999) and made(5, "on") and not made(5000, "off")
     assert not made(5000, method="sdgd") and made(5, "on", method="sdgd")  # auto: the forward Laplacian only
+
+
+def test_strategy_choices_come_from_the_registries():
+    """Config choices are the registries' names; a registered name resolves to its strategy object."""
+    from sciml.pinn.config import LaplacianConfig, SamplingConfig
+    from sciml.pinn.network import laplacian_for
+
+    with pytest.raises(ConfigError, match="laplacian.method"):
+        load_config({"laplacian": {"method": "bogus"}}, PINNConfig)
+    for name in LAPLACIANS.names():
+        assert load_config({"laplacian": {"method": name}}, PINNConfig).laplacian.method == name
+    assert load_config({"sampling": {"sampler": "radial"}}, PINNConfig).sampling.sampler == "radial"
+    import dataclasses
+
+    meta = {f.name: f.metadata for f in dataclasses.fields(SamplingConfig)}
+    assert meta["sampler"]["choices"] == SAMPLERS.names() == ("volume", "radial")
+    assert {f.name: f.metadata for f in dataclasses.fields(LaplacianConfig)}["method"]["choices"] == \
+        ("auto", *LAPLACIANS.names())
+    assert SAMPLERS.resolve("radial", r_min=0.25) == RadialUniformBall(0.25)
+    assert SAMPLERS.resolve("volume", r_min=0.25) == UniformBall()
+    m = build_network(4, (8,))
+    assert type(laplacian_for(m, "auto", d=3)).__name__ == "ForwardLaplacian"
+    assert laplacian_for(m, "auto", d=100, probes=16).num_dims == 16
+    assert laplacian_for(m, "sdgd", d=3, probes=16).num_dims == 3  # at most d dimensions
+    assert laplacian_for(m, "hutchinson", probes=5).num_probes == 5
+    obj = HessianTrace()
+    assert laplacian_for(m, obj) is obj
+
+
+def test_laplacian_option_overrides_the_config_and_is_recorded(tmp_path):
+    """``fit(PINN, ..., laplacian=name)`` trains with that method and saves it as laplacian.method."""
+    import tomllib
+
+    cfg = small_cfg(model={"widths": [8, 8]}, sampling={"n_interior": 16, "n_boundary": 8, "n_initial": 8, "n_test": 50},
+                    optim={"iters": 2})
+    res = train(cfg, out=tmp_path / "a", laplacian="hessian")
+    assert type(res.payload.trainer.method).__name__ == "HessianTrace"
+    assert tomllib.loads((tmp_path / "a" / "config.toml").read_text())["laplacian"]["method"] == "hessian"
+    res = train(cfg, laplacian=LAPLACIANS.resolve("hutchinson", probes=3))
+    assert type(res.payload.trainer.method).__name__ == "Hutchinson"
+
+
+def test_user_problem_name_and_dimension_are_recorded(tmp_path):
+    """The saved config records the problem a run trained on, not the config's catalogue keys."""
+    import tomllib
+
+    prob = dataclasses_replace_name(allen_cahn(1.0, 2), "my_heat")
+    cfg = small_cfg(problem={"d": 7}, model={"widths": [8, 8]},
+                    sampling={"n_interior": 16, "n_boundary": 8, "n_initial": 8, "n_test": 50}, optim={"iters": 1})
+    res = train(cfg, prob, out=tmp_path / "a")
+    saved = tomllib.loads((tmp_path / "a" / "config.toml").read_text())["problem"]
+    assert saved["name"] == "my_heat" and saved["d"] == 2 and res.payload.problem == "my_heat"
+    assert PINN.load(tmp_path / "a").config.problem.name == "my_heat"
+
+
+def dataclasses_replace_name(problem, name):
+    import dataclasses
+
+    return dataclasses.replace(problem, name=name)
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating():
+    from sciml.pinn import check_memory, memory_estimate
+
+    cfg = small_cfg()
+    with pytest.raises(ConfigError, match=r"problem\.d.*GiB") as e:
+        check_memory(cfg, 10**9, torch.device("cpu"))
+    assert "1000000000" in str(e.value)
+    big = small_cfg(model={"widths": [10**6, 10**6]})
+    with pytest.raises(ConfigError, match=r"model\.widths"):
+        check_memory(big, 2, torch.device("cpu"))
+    # the estimate: 4 copies (values, gradients, Adam moments) of the paper network's 94,201 parameters, float32
+    est = memory_estimate(small_cfg(problem={"d": 10}, model={"widths": [300, 300]}), 10)
+    assert est["parameters"] == 4 * 4 * 94201
+    check_memory(cfg, 2, torch.device("cpu"))  # a small run passes
+    with pytest.raises(ConfigError, match="problem.d"):
+        train(small_cfg(problem={"d": 10**9}))
+
+
+def test_payload_predicts_with_the_configs_ansatz(tmp_path):
+    """A network trained with loss.hard predicts u = A + B N from the problem's data, as the trainer did."""
+    cfg = small_cfg(model={"widths": [8, 8]}, sampling={"n_interior": 16, "n_boundary": 8, "n_initial": 8,
+                                                         "n_test": 50}, loss={"hard": "initial_boundary"},
+                    optim={"iters": 3})
+    res = train(cfg, out=tmp_path / "a")
+    tr, back = res.payload.trainer, PINN.load(tmp_path / "a")
+    t, x = tr.test.t, tr.test.x
+    want = predict(tr.module, tr.par.params(), t, x, t_shift=tr.t_shift, hard=tr.problem.hard)
+    assert torch.allclose(back.predict(t, x, allen_cahn(1.0, 2)), want, atol=1e-6)
+    assert relative_l2(want, tr.test.u)[0] == pytest.approx(res.metrics["rel_l2"], rel=1e-6)
+    with pytest.raises(ValueError, match="loss.hard"):
+        back.predict(t, x)

@@ -1,6 +1,6 @@
 """SVD transfer: the factored network equals the pre-trained one, s stays >= 0, frozen parts stay put,
-trainable-parameter counts match the paper's arithmetic, resume = uninterrupted, and one vmapped family
-step equals K separate transfers."""
+trainable-parameter counts match the paper's arithmetic, one vmapped family step equals K separate
+transfers, the strategy registry, and model files (``--from``) are validated."""
 
 import pytest
 import torch
@@ -8,11 +8,12 @@ from torch import nn
 from torch.func import functional_call
 
 from problems.pdes import allen_cahn
+from sciml import fit
 from sciml.nn.svd import SVDLinear, svd_factor, svd_weight
-from sciml.pinn import PINNConfig, Pretrained, Trainer, build_network, train
-from sciml.run import load_config
-from sciml.transfer import (FamilyTrainer, FrozenHidden, FullFineTune, LastLayer, Scratch, SVDTransfer,
-                            solve_family, stack_parametrisation, transfer)
+from sciml.pinn import PINN, Trainer, build_network
+from sciml.run import ConfigError, load_config
+from sciml.transfer import (TRANSFER_STRATEGIES, Family, FrozenHidden, FullFineTune, LastLayer, Scratch, SVDTransfer,
+                            Transfer, TransferRunConfig, family_trainer, s_optimizer_for, stack_parametrisation)
 
 
 def paper_net(dtype=torch.float32, activation="tanh"):
@@ -26,15 +27,21 @@ def tiny_cfg(**over):
             "optim": {"iters": 20}, "log_every": 5, "checkpoint_every": 5}
     for k, v in over.items():
         base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
-    return load_config(base, PINNConfig)
+    return load_config(base, TransferRunConfig)
+
+
+def transfer(pre, cfg, *, target, strategy=None, **kw):
+    return fit(Transfer, cfg, allen_cahn(target, cfg.problem.d), source=pre, strategy=strategy, **kw)
+
+
+def run_steps(tr):
+    for i in range(tr.n_steps):
+        tr.step(i)
 
 
 @pytest.fixture(scope="module")
 def pretrained():
-    cfg = tiny_cfg(optim={"iters": 30})
-    res = train(cfg)
-    tr = res.extra["trainer"]
-    return Pretrained(tr.module, {k: v.detach() for k, v in tr.par.params().items()}, cfg)
+    return fit(PINN, tiny_cfg(optim={"iters": 30}), allen_cahn(0.0, 3)).payload
 
 
 @pytest.mark.parametrize("strategy", [SVDTransfer(), SVDTransfer(rank=40), SVDTransfer("all_hidden"),
@@ -90,7 +97,7 @@ def test_frozen_parts_do_not_move_and_s_stays_nonnegative(pretrained):
     w1 = "2.weight"
     p0 = pretrained.params
     res = transfer(pretrained, cfg, target=5.0, strategy=SVDTransfer())
-    tr = res.extra["trainer"]
+    tr = res.payload.trainer
     s = tr.par.theta[w1 + ".s"]
     assert float(s.detach().min()) >= 0.0
     assert not torch.equal(s, svd_factor(p0[w1]).s)  # it did move
@@ -106,22 +113,12 @@ def test_frozen_parts_do_not_move_and_s_stays_nonnegative(pretrained):
 
     for strat, frozen in ((FrozenHidden(), {w1}), (LastLayer(), set(p0) - {"4.weight", "4.bias"}),
                           (SVDTransfer(train_rest=False), set(p0) - {w1})):
-        tr2 = transfer(pretrained, tiny_cfg(optim={"iters": 5}), target=5.0, strategy=strat).extra["trainer"]
+        tr2 = transfer(pretrained, tiny_cfg(optim={"iters": 5}), target=5.0, strategy=strat).payload.trainer
         built = tr2.par.params()
         for k in frozen:
             assert torch.equal(built[k], p0[k]), (strat.label, k)
         moved = set(p0) - frozen
         assert any(not torch.equal(built[k], p0[k]) for k in moved), strat.label
-
-
-def test_transfer_resume_gives_the_same_parameters(pretrained, tmp_path):
-    cfg = tiny_cfg(optim={"iters": 20}, sampling={"resample": True})
-    a = transfer(pretrained, cfg, target=2.0, run_dir=tmp_path / "a").extra["trainer"]
-    cut = transfer(pretrained, cfg, target=2.0, run_dir=tmp_path / "b", stop_at=12)
-    assert cut.status.value == "interrupted"
-    b = transfer(pretrained, cfg, target=2.0, run_dir=tmp_path / "b", resume=True).extra["trainer"]
-    assert all(torch.equal(a.par.theta[k], b.par.theta[k]) for k in a.par.theta)
-    assert a.history == b.history[-len(a.history):] or a.history[-1] == b.history[-1]
 
 
 def test_family_step_equals_separate_transfers():
@@ -132,11 +129,12 @@ def test_family_step_equals_separate_transfers():
     eps = [0.5, 2.0, 5.0]
     members = [allen_cahn(e, 3) for e in eps]
     par = stack_parametrisation(SVDTransfer().parametrise(net, params), len(eps))
-    fam = FamilyTrainer(members[0], net, par, cfg, members=members)
-    fam.fit()
+    s_opt = s_optimizer_for(cfg.transfer)
+    fam = family_trainer(members, net, par, cfg, s_optimizer=s_opt)
+    run_steps(fam)
     for k, m in enumerate(members):
-        single = Trainer(m, net, SVDTransfer().parametrise(net, params), cfg)
-        single.fit()
+        single = Trainer(m, net, SVDTransfer().parametrise(net, params), cfg, s_optimizer=s_opt)
+        run_steps(single)
         for name, v in single.par.theta.items():
             assert torch.allclose(v, fam.par.theta[name][k], atol=1e-11, rtol=1e-9), (eps[k], name)
         assert abs(single.history[-1][1] - fam.member_history[-1][1][k]) < 1e-9
@@ -145,11 +143,25 @@ def test_family_step_equals_separate_transfers():
     assert not torch.allclose(s[0], s[2])
 
 
-def test_solve_family_api(pretrained, tmp_path):
+def test_family_api(pretrained, tmp_path):
     cfg = tiny_cfg(optim={"iters": 5}, transfer={"targets": [1.0, 3.0]})
-    res = solve_family(pretrained, cfg, run_dir=tmp_path / "fam")
-    assert res.ok and set(res.extra["member_errors"]) == {1.0, 3.0}
+    members = [allen_cahn(v, 3) for v in (1.0, 3.0)]
+    res = fit(Family, cfg, members, source=pretrained, out=tmp_path / "fam")
+    assert res.ok and set(res.payload.member_errors) == {m.name for m in members}
     assert (tmp_path / "fam" / "results.h5").exists()
+    back = Family.load(tmp_path / "fam")
+    assert back.member_errors == res.payload.member_errors and back.members == [m.name for m in members]
+    for k, v in res.payload.params.items():
+        assert v.shape[0] == 2 and torch.equal(back.params[k], v)
+    # member k's slice of the stacked parameters is its own network: it predicts what the trainer does
+    tr = res.payload.trainer
+    t, x = tr.test.t[:50], tr.test.x[:50]
+    u = tr.objective.predict(tr.module, tr.par, t, x, t_shift=tr.t_shift)
+    one = {n: v[1] for n, v in back.params.items()}
+    from sciml.pinn.solver import predict
+    assert torch.allclose(predict(back.module, one, t, x, t_shift=back.t_shift), u[1])
+    with pytest.raises(Exception, match="pinn family"):  # a family model is not a single PINN
+        PINN.load(tmp_path / "fam")
 
 
 def test_scratch_is_a_fresh_network():
@@ -158,3 +170,94 @@ def test_scratch_is_a_fresh_network():
     fresh = Scratch(seed=3).parametrise(net, params).params()
     assert not torch.equal(fresh["2.weight"], params["2.weight"])
     assert torch.all(fresh["2.bias"] == 0)
+
+
+def test_transfer_strategies_by_name(pretrained, tmp_path):
+    """Every registered name is a config choice; a name given to fit is recorded as transfer.method."""
+    import dataclasses
+    import tomllib
+
+    from sciml.transfer import TransferConfig
+
+    choices = {f.name: f.metadata for f in dataclasses.fields(TransferConfig)}["method"]["choices"]
+    assert choices == TRANSFER_STRATEGIES.names() == ("svd", "sigma_only", "full", "last_layer", "frozen_hidden",
+                                                      "scratch")
+    assert TRANSFER_STRATEGIES.resolve("svd", layers="all_hidden", rank=5, seed=3) == SVDTransfer("all_hidden", 5)
+    assert TRANSFER_STRATEGIES.resolve("sigma_only") == SVDTransfer(train_rest=False)
+    assert TRANSFER_STRATEGIES.resolve("scratch", layers="x", seed=4) == Scratch(4)
+    with pytest.raises(ConfigError, match="transfer.method"):
+        tiny_cfg(transfer={"method": "lora"})
+    res = transfer(pretrained, tiny_cfg(optim={"iters": 2}), target=2.0, strategy="last_layer", out=tmp_path / "t")
+    assert res.payload.n_trainable == 17 and res.payload.method == "last_layer"
+    assert tomllib.loads((tmp_path / "t" / "config.toml").read_text())["transfer"]["method"] == "last_layer"
+    # the transfer's model is a trained PINN too: it can be the source of another transfer
+    again = PINN.load(tmp_path / "t")
+    assert again.method == "last_layer" and again.history == [tuple(h) for h in res.payload.history]
+
+
+def test_transfer_refuses_a_target_of_another_dimension(pretrained):
+    with pytest.raises(ConfigError, match="problem.d"):
+        fit(Transfer, tiny_cfg(), allen_cahn(1.0, 4), source=pretrained)
+    with pytest.raises(ConfigError, match="loss.hard"):
+        fit(Family, tiny_cfg(loss={"hard": "initial"}), [allen_cahn(1.0, 3)], source=pretrained)
+
+
+def test_model_files_are_validated(pretrained, tmp_path):
+    from sciml.io.data import DataError
+
+    fit(PINN, tiny_cfg(optim={"iters": 1}), allen_cahn(0.0, 3), out=tmp_path / "ok")
+    model = (tmp_path / "ok" / "model.pt").read_bytes()
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "model.pt").write_bytes(model[: len(model) // 2])
+    with pytest.raises(DataError, match=r"cut/model.pt is not a readable model file"):
+        PINN.load(tmp_path / "cut")
+    (tmp_path / "foreign").mkdir()
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "foreign" / "model.pt")
+    with pytest.raises(DataError, match="was not written by `sciml pinn train`"):
+        PINN.load(tmp_path / "foreign")
+    with pytest.raises(DataError, match="has no model.pt"):
+        PINN.load(tmp_path)
+    blob = torch.load(tmp_path / "ok" / "model.pt")
+    blob["params"]["0.weight"] = torch.zeros(3, 3)
+    (tmp_path / "edited").mkdir()
+    torch.save(blob, tmp_path / "edited" / "model.pt")
+    with pytest.raises(DataError, match="do not match the network"):
+        PINN.load(tmp_path / "edited")
+
+
+@pytest.fixture(scope="module")
+def pretrained64():
+    return fit(PINN, tiny_cfg(dtype="float64", optim={"iters": 10}), allen_cahn(0.0, 3)).payload
+
+
+def _family_run(src, **over):
+    cfg = tiny_cfg(optim={"iters": 4}, transfer={"s_lr": 1e-3}, **over)
+    return fit(Family, cfg, [allen_cahn(v, 3) for v in (1.0, 4.0)], source=src).payload.trainer
+
+
+def test_family_run_chunks_points(pretrained64):
+    """laplacian.chunk_size reaches the vmapped family loss: chunked and whole batches take the same steps."""
+    whole = _family_run(pretrained64)
+    chunked = _family_run(pretrained64, laplacian={"chunk_size": 24})
+    for k, v in whole.par.theta.items():
+        assert torch.allclose(chunked.par.theta[k], v, rtol=1e-10, atol=1e-12), k
+    assert not torch.equal(whole.par.theta["0.weight"][0], whole.par.theta["0.weight"][1])  # members differ
+
+
+def test_family_run_compiles(pretrained64, can_compile):
+    """laplacian.compile = "on" compiles the vmapped family loss (after its check against eager), and
+    its steps land on the eager family's."""
+    eager = _family_run(pretrained64, laplacian={"compile": "off"})
+    comp = _family_run(pretrained64, laplacian={"compile": "on"})
+    assert comp.compiled and not eager.compiled
+    for k, v in eager.par.theta.items():
+        assert torch.allclose(comp.par.theta[k], v, rtol=1e-9, atol=1e-11), k
+
+
+def test_a_family_of_one_reports_like_a_family(pretrained):
+    """One member's family (a rank's share of a sharded family) reports member errors and the largest
+    error like any family, so that every rank takes part in the same reductions."""
+    res = fit(Family, tiny_cfg(optim={"iters": 3}, log_every=1), [allen_cahn(2.0, 3)], source=pretrained)
+    tr = res.payload.trainer
+    assert res.metrics["rel_l2_max"] == res.metrics["rel_l2"] == tr.member_history[-1][1][0]
+    assert len(tr.member_history) == len(tr.history) == 3

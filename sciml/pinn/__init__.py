@@ -1,24 +1,26 @@
 """PINNs for (high-dimensional) evolution PDEs on the autodiff core.
 
-Define a :class:`PDEProblem` (or take one from ``problems.pdes``), then :func:`train` it from a
-config; :mod:`sciml.transfer` re-uses a trained network for other members of the family.
-See ``docs/pinn.md``.
+Define a :class:`PDEProblem` (or take one from ``problems.pdes``), then train it with
+``sciml.fit(PINN, PINNConfig(...), problem, out=...)``; ``PINN.load(out)`` reads the trained network
+back, and :mod:`sciml.transfer` re-uses it for other members of the family. See ``docs/pinn.md``.
 """
 
-from .api import Pretrained, load_pretrained, problem_from_config, train
-from .config import (LaplacianConfig, LossConfig, ModelConfig, OptimConfig, PINNConfig, ProblemConfig,
-                     SamplingConfig, TransferConfig)
+from .config import (ACTIVATIONS, LaplacianConfig, LossConfig, ModelConfig, OptimConfig, PINNConfig, ProblemConfig,
+                     SamplingConfig)
+from .method import PINN, CheckpointError, PINNMethodBase, TrainedPINN, check_memory, memory_estimate
 from .network import ReLU3, build_network, laplacian_for
 from .problem import Ball, Box, HardDirichlet, PDEProblem
-from .sampling import Points, RadialUniformBall, UniformBall, sample_boundary, sample_domain, sample_points
-from .solver import Parametrisation, Trainer, identity_parametrisation, pinn_loss, predict, relative_l2
+from .sampling import SAMPLERS, Points, RadialUniformBall, UniformBall, sample_boundary, sample_domain, sample_points
+from .solver import (MemberObjective, Objective, Parametrisation, Trainer, identity_parametrisation, pinn_loss,
+                     predict, relative_l2, with_hard_constraints)
 
 __all__ = [
-    "train", "load_pretrained", "Pretrained", "problem_from_config",
+    "PINN", "TrainedPINN", "PINNMethodBase", "CheckpointError", "check_memory", "memory_estimate",
     "PINNConfig", "ProblemConfig", "ModelConfig", "SamplingConfig", "LossConfig", "LaplacianConfig",
-    "OptimConfig", "TransferConfig",
+    "OptimConfig", "ACTIVATIONS",
     "ReLU3", "build_network", "laplacian_for",
     "Ball", "Box", "HardDirichlet", "PDEProblem",
-    "Points", "UniformBall", "RadialUniformBall", "sample_points", "sample_domain", "sample_boundary",
-    "Parametrisation", "Trainer", "identity_parametrisation", "pinn_loss", "predict", "relative_l2",
+    "SAMPLERS", "Points", "UniformBall", "RadialUniformBall", "sample_points", "sample_domain", "sample_boundary",
+    "Parametrisation", "Trainer", "Objective", "MemberObjective", "identity_parametrisation", "pinn_loss",
+    "predict", "relative_l2", "with_hard_constraints",
 ]

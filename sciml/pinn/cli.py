@@ -1,4 +1,8 @@
-"""``sciml pinn train | transfer | family``: thin wrappers over :mod:`sciml.pinn` and :mod:`sciml.transfer`.
+"""``sciml pinn train | transfer | family``: thin wrappers over ``sciml.fit`` with :class:`~sciml.pinn.PINN`,
+:class:`~sciml.transfer.Transfer` and :class:`~sciml.transfer.Family`.
+
+The command line is where catalogue names become problems: ``problem.family`` (and the pre-trained
+run's family for ``transfer``/``family``) must name a family of ``problems/pdes.py``.
 
 All three run data-parallel under ``torchrun`` (see :mod:`sciml.run.distributed`): ``train`` and
 ``transfer`` shard the collocation points, ``family`` spreads the members over the ranks.
@@ -10,101 +14,115 @@ import time
 from pathlib import Path
 
 
-def _setup(args):
-    """Threads, then the process group (a one-process context without torchrun)."""
-    import torch
+def problem_from_config(family: str, value: float, d: int):
+    """The catalogue's member of ``family`` at ``value`` in dimension ``d``.
 
+    Raises:
+        ConfigError: ``family`` is not a family of ``problems/pdes.py``.
+    """
+    from problems.pdes import FAMILIES, family_member
+    from sciml.run import ConfigError
+
+    if family not in FAMILIES:
+        raise ConfigError("problem.family", f"unknown PDE family {family!r}; choose one of {sorted(FAMILIES)} "
+                                            "(problems/pdes.py), or train your own PDEProblem with sciml.fit")
+    return family_member(family, value, d)
+
+
+def _config(args, **flags):
+    """The run config from the file, the named flags (config key -> value), ``--seed`` and ``--set``."""
+    from sciml.cli import config_overrides
+    from sciml.run import load_config
+    from sciml.transfer import TransferRunConfig
+
+    # one file serves every pinn command: `train` keeps the [transfer] table in its record, unused
+    return load_config(args.config, TransferRunConfig, overrides=config_overrides(args, **flags))
+
+
+def _fit(args, method, cfg, problem, default_out, **options) -> int:
+    """Check the resumed checkpoint, start the process group, ``fit``, report on rank 0."""
+    from sciml import fit
+    from sciml.cli import fit_options, report
+    from sciml.run import UsageError
     from sciml.run.distributed import init_distributed
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return init_distributed(args.device, args.backend)
+    from .method import check_resume_checkpoint
 
-
-def _load(args):
-    from sciml.run import load_config
-
-    from .config import PINNConfig
-
-    over = {}
-    if args.seed is not None:
-        over["seed"] = args.seed
-    if getattr(args, "iters", None) is not None:
-        over["optim.iters"] = args.iters
-    if getattr(args, "method", None):
-        over["transfer.method"] = args.method
-    targets = getattr(args, "targets", None) or ([args.target] if getattr(args, "target", None) is not None else None)
-    if targets:
-        over["transfer.targets"] = list(targets)
-    return load_config(args.config, PINNConfig, overrides=over)
-
-
-def _report(res, label: str, dist) -> int:
-    code = 0 if res.ok or res.status.value == "interrupted" else 1
+    if args.resume and args.out is None:
+        raise UsageError("--resume", "needs the run directory to continue: pass it with --out")
+    if args.resume:
+        check_resume_checkpoint(args.out, method.command)
+    dist = init_distributed(args.device, args.backend)
+    out = args.out if args.out is not None else default_out(dist)
+    res = fit(method, cfg, problem, dist=dist, **{**fit_options(args), "out": out}, **options)
+    dist.close()  # not on an exception: torchrun stops the other ranks then
     if not dist.is_main:
-        return code
-    m = res.metrics
-    tr = res.extra.get("trainer")
-    rel = m.get("rel_l2")
-    print(f"{label}: {res.status.value}: {res.message}")
-    if rel is not None:
-        print(f"  test relative L2 ||e||/||u|| = {rel:.4g}   (squared, the paper code's 'relative error': "
-              f"{m.get('rel_l2_sq', float('nan')):.4g})")
-    if tr is not None:
-        print(f"  trainable parameters {tr.par.n_trainable}, training time {tr.train_seconds:.1f} s")
-    if "member_errors" in res.extra:
-        for v, e in res.extra["member_errors"].items():
-            print(f"  member {v:g}: relative L2 {e:.4g}")
+        return res.exit_code
+    return report(res, method.command, _lines(res, dist))
+
+
+def _lines(res, dist) -> list[str]:
+    m, p = res.metrics, res.payload
+    lines = []
+    if m.get("rel_l2") is not None:
+        lines.append(f"test relative L2 ||e||/||u|| = {m['rel_l2']:.4g}   (squared, the paper code's 'relative "
+                     f"error': {m.get('rel_l2_sq', float('nan')):.4g})")
+    if p is not None:
+        lines.append(f"trainable parameters {p.n_trainable}, training time {p.train_seconds:.1f} s")
+        lines += [f"member {name}: relative L2 {e:.4g}" for name, e in getattr(p, "member_errors", {}).items()]
     if dist.distributed:
-        print(f"  processes: {dist.world_size} ({dist.backend})")
-    if res.run_dir is not None:
-        print(f"  run directory: {res.run_dir}")
-    return code
+        lines.append(f"processes: {dist.world_size} ({dist.backend})")
+    return lines
+
+
+def _stamped(stem: str):
+    """``stem_<time>``, rank 0's time on every rank (one run directory)."""
+    return lambda dist: dist.broadcast_object(f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def cmd_train(args) -> int:
-    from .api import train
+    from .method import PINN
 
-    cfg = _load(args)
-    dist = _setup(args)
-    out = args.out or _stamped(dist, f"runs/pinn_{cfg.problem.family}_{cfg.problem.value:g}_d{cfg.problem.d}")
-    res = train(cfg, run_dir=out, resume=args.resume, dist=dist)
-    dist.close()  # not on an exception: torchrun stops the other ranks then
-    return _report(res, "pinn train", dist)
+    cfg = _config(args, **{"optim.iters": args.iters})
+    p = cfg.problem
+    problem = problem_from_config(p.family, p.value, p.d)
+    return _fit(args, PINN, cfg, problem, _stamped(f"runs/pinn_{p.family}_{p.value:g}_d{p.d}"))
 
 
-def _stamped(dist, stem: str) -> str:
-    """``stem_<time>``, rank 0's time on every rank (one run directory)."""
-    return dist.broadcast_object(f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}")
+def _source_and_config(args, **flags):
+    """The pre-trained network (``--from``) and the run config; the family and d are the source's."""
+    from .method import PINN
 
-
-def _from_pretrained(args, solve, suffix: str, label: str) -> int:
-    """Shared body of ``transfer`` and ``family``: load the pre-trained run, solve, report."""
-    from .api import load_pretrained
-
-    cfg = _load(args)
-    dist = _setup(args)
-    pre = load_pretrained(args.source, device=dist.device)
-    out = args.out or str(Path(args.source).parent / f"{Path(args.source).name}_{suffix(cfg)}_{cfg.transfer.method}")
-    res = solve(pre, cfg, run_dir=out, resume=args.resume, dist=dist)
-    dist.close()
-    return _report(res, label, dist)
+    cfg = _config(args, **{"optim.iters": args.iters, "transfer.method": args.method, **flags})
+    source = PINN.load(args.source)
+    return source, cfg, source.config.problem
 
 
 def cmd_transfer(args) -> int:
-    from sciml.transfer import transfer
+    from sciml.transfer import Transfer
 
-    return _from_pretrained(args, transfer, lambda cfg: f"to_{cfg.transfer.targets[0]:g}", "pinn transfer")
+    source, cfg, sp = _source_and_config(
+        args, **{"transfer.targets": [args.target] if args.target is not None else None})
+    target = cfg.transfer.targets[0]
+    src = Path(args.source)
+    default = src.parent / f"{src.name}_to_{target:g}_{cfg.transfer.method}"
+    return _fit(args, Transfer, cfg, problem_from_config(sp.family, target, sp.d), lambda dist: str(default),
+                source=source)
 
 
 def cmd_family(args) -> int:
-    from sciml.transfer import solve_family
+    from sciml.transfer import Family
 
-    return _from_pretrained(args, solve_family, lambda cfg: "family", "pinn family")
+    source, cfg, sp = _source_and_config(args, **{"transfer.targets": args.targets})
+    members = [problem_from_config(sp.family, v, sp.d) for v in cfg.transfer.targets]
+    src = Path(args.source)
+    default = src.parent / f"{src.name}_family_{cfg.transfer.method}"
+    return _fit(args, Family, cfg, members, lambda dist: str(default), source=source)
 
 
 def register(subparsers) -> None:
-    from sciml.cli import add_common
+    from sciml.cli import add_training_args
+    from sciml.transfer import TRANSFER_STRATEGIES
 
     p = subparsers.add_parser("pinn", help="PINNs for evolution PDEs; SVD-PINN transfer; family runs")
     sub = p.add_subparsers(dest="pinn_command", metavar="SUBCOMMAND")
@@ -112,25 +130,21 @@ def register(subparsers) -> None:
 
     t = sub.add_parser("train", help="train a PINN from a TOML config (configs/pinn/*.toml)")
     t.add_argument("config", help="TOML config")
-    t.add_argument("--out", default=None, help="run directory (default: runs/pinn_<family>_<value>_d<d>_<time>)")
-    t.add_argument("--iters", type=int, default=None, help="override optim.iters")
-    t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    add_common(t)
-    t.set_defaults(func=cmd_train)
+    t.add_argument("--iters", type=int, default=None, help="set optim.iters")
+    add_training_args(t, data_parallel=True)
+    t.set_defaults(func=cmd_train, data_parallel=True)
 
     for name, fn, helptext in (("transfer", cmd_transfer, "transfer a trained PINN to another family member"),
                                ("family", cmd_family, "transfer to K family members at once (vmapped)")):
         q = sub.add_parser(name, help=helptext)
-        q.add_argument("--from", dest="source", required=True, help="run directory of a finished `pinn train`")
+        q.add_argument("--from", dest="source", required=True,
+                       help="run directory of a finished `pinn train` (or `pinn transfer`)")
         q.add_argument("--config", required=True, help="TOML config (its [transfer] table, sampling, optim, loss)")
-        q.add_argument("--method", default=None,
-                       help="override transfer.method: svd | sigma_only | full | last_layer | frozen_hidden | scratch")
+        q.add_argument("--method", default=None, choices=TRANSFER_STRATEGIES.names(), help="set transfer.method")
         if name == "transfer":
-            q.add_argument("--target", type=float, default=None, help="override transfer.targets with one value")
+            q.add_argument("--target", type=float, default=None, help="set transfer.targets to this one value")
         else:
-            q.add_argument("--targets", type=float, nargs="+", default=None, help="override transfer.targets")
-        q.add_argument("--out", default=None, help="run directory")
-        q.add_argument("--iters", type=int, default=None, help="override optim.iters")
-        q.add_argument("--resume", action="store_true")
-        add_common(q)
-        q.set_defaults(func=fn)
+            q.add_argument("--targets", type=float, nargs="+", default=None, help="set transfer.targets")
+        q.add_argument("--iters", type=int, default=None, help="set optim.iters")
+        add_training_args(q, data_parallel=True)
+        q.set_defaults(func=fn, data_parallel=True)

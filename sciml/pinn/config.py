@@ -1,22 +1,33 @@
-"""Configs of ``sciml pinn``: frozen dataclasses loaded from TOML (see ``configs/pinn/*.toml``)."""
+"""Configs of ``sciml pinn``: frozen dataclasses loaded from TOML (see ``configs/pinn/*.toml``).
+
+Choices of strategy keys are the names of their registries (``laplacian.method``: :data:`LAPLACIANS`,
+``sampling.sampler``: :data:`~sciml.pinn.sampling.SAMPLERS`). ``problem.family`` names a family of the
+catalogue (``problems/pdes.py``), which only the command line reads; the library trains the
+:class:`~sciml.pinn.problem.PDEProblem` it is given and records its name and dimension here. The
+``[transfer]`` table belongs to :class:`sciml.transfer.TransferRunConfig`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sciml.autodiff import LAPLACIANS
 from sciml.run import param
 
+from .sampling import SAMPLERS
+
 __all__ = ["ProblemConfig", "ModelConfig", "SamplingConfig", "LossConfig", "LaplacianConfig", "OptimConfig",
-           "TransferConfig", "PINNConfig"]
+           "PINNConfig", "ACTIVATIONS"]
 
 ACTIVATIONS = ("tanh", "sin", "sigmoid", "silu", "softplus", "gelu", "relu3")
 
 
 @dataclass(frozen=True)
 class ProblemConfig:
-    family: str = param("allen_cahn", choices=("allen_cahn", "linear_parabolic"), doc="PDE family (problems/pdes.py)")
+    family: str = param("allen_cahn", doc="PDE family of the catalogue (problems/pdes.py), for the command line")
     value: float = param(0.0, doc="family parameter: eps (Allen-Cahn) or c (linear parabolic)")
-    d: int = param(10, ge=1, doc="spatial dimension")
+    d: int = param(10, ge=1, doc="spatial dimension (set from the problem a run trains on)")
+    name: str = param("", doc="the trained problem's own name, set by the method from the problem it is given")
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    sampler: str = param("volume", choices=("volume", "radial"),
+    sampler: str = param("volume", choices=SAMPLERS.names(),
                          doc="ball sampler: uniform in volume, or uniform in radius (the paper code's)")
     r_min: float = param(0.0, ge=0, lt=1, doc="smallest radius of the radial sampler")
     n_interior: int = param(1000, ge=1)
@@ -48,7 +59,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class LaplacianConfig:
-    method: str = param("auto", choices=("auto", "forward", "hessian", "hutchinson", "sdgd"),
+    method: str = param("auto", choices=("auto", *LAPLACIANS.names()),
                         doc="auto: exact forward Laplacian for d <= 64, SDGD above")
     probes: int = param(16, ge=1, doc="Hutchinson probes / SDGD sampled dimensions")
     chunk_size: int | None = param(None, ge=1, doc="points per chunk (memory cap)")
@@ -69,27 +80,15 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class TransferConfig:
-    method: str = param("svd", choices=("svd", "sigma_only", "full", "last_layer", "frozen_hidden", "scratch"),
-                        doc="svd = SVD-PINN (paper); sigma_only = singular values only; the rest are baselines")
-    targets: tuple[float, ...] = param((50.0,), doc="family parameter(s) to transfer to")
-    layers: str = param("hidden_square", choices=("hidden_square", "all_hidden"),
-                        doc="which weights to factor: the square hidden-to-hidden ones, or every hidden layer")
-    rank: int = param(0, ge=0, doc="keep the top-r singular values trainable (0: full rank)")
-    s_optimizer: str = param("sgd", choices=("sgd", "adam"), doc="optimiser of the singular values")
-    s_lr: float = param(1e-2, gt=0, doc="learning rate of the singular values")
-    s_momentum: float = param(0.0, ge=0, lt=1, doc="SGD momentum of s (the paper: none)")
-
-
-@dataclass(frozen=True)
 class PINNConfig:
+    """A PINN run: the problem's record, the network, collocation, loss, Laplacian and optimiser."""
+
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     laplacian: LaplacianConfig = field(default_factory=LaplacianConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)
     seed: int = param(0, ge=0)
     dtype: str = param("float32", choices=("float32", "float64"))
     log_every: int = param(100, ge=1, doc="log metrics and the test error every this many steps")

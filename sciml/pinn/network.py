@@ -11,7 +11,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from sciml.autodiff import SDGD, AbstractLaplacian, ForwardLaplacian, HessianTrace, Hutchinson, register_activation
+from sciml.autodiff import LAPLACIANS, AbstractLaplacian, register_activation
 from sciml.autodiff.activations import Activation
 from sciml.nn.mlp import MLP
 
@@ -52,23 +52,16 @@ def build_network(in_dim: int, widths: Sequence[int], activation: str = "tanh") 
     return net
 
 
-def laplacian_for(module: nn.Module, method: str = "auto", d: int = 10, probes: int = 16,
+def laplacian_for(module: nn.Module, method: str | AbstractLaplacian = "auto", d: int = 10, probes: int = 16,
                   auto_exact_max_d: int = 64) -> AbstractLaplacian:
     """The Laplacian strategy for ``module`` at spatial dimension ``d``.
 
     Args:
-        method: ``"auto"`` (exact forward Laplacian up to ``auto_exact_max_d``, SDGD above), ``"forward"``,
-            ``"hessian"``, ``"hutchinson"`` or ``"sdgd"``.
-        probes: probes (Hutchinson) or sampled dimensions (SDGD).
+        method: a :data:`~sciml.autodiff.LAPLACIANS` name, an :class:`AbstractLaplacian` object (used as
+            is), or ``"auto"``: the exact forward Laplacian up to ``auto_exact_max_d``, SDGD above (the
+            exact methods cost O(d) tangents per point, SDGD ``probes``).
+        probes: probes (Hutchinson) or sampled dimensions (SDGD, at most ``d``).
     """
     if method == "auto":
         method = "forward" if d <= auto_exact_max_d else "sdgd"
-    if method == "forward":
-        return ForwardLaplacian()
-    if method == "hessian":
-        return HessianTrace()
-    if method == "hutchinson":
-        return Hutchinson(probes)
-    if method == "sdgd":
-        return SDGD(min(probes, d))
-    raise ValueError(f"unknown Laplacian method {method!r}; choose auto, forward, hessian, hutchinson or sdgd")
+    return LAPLACIANS.resolve(method, probes=probes, d=d)

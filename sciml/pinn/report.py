@@ -1,4 +1,4 @@
-"""What a PINN run leaves behind: ``results.h5`` (atomic), the model, and two plots."""
+"""What a PINN run leaves behind: ``results.h5`` (atomic), the model file, and two plots."""
 
 from __future__ import annotations
 
@@ -85,38 +85,39 @@ def plot_slice(path: Path, slices: Mapping[str, Mapping[str, np.ndarray]], title
 
 def save_model(path: Path, module: nn.Module, params: Mapping[str, torch.Tensor], cfg: Any,
                meta: Mapping[str, Any] | None = None) -> Path:
-    """The trained network's parameters and config, atomically (what ``pinn transfer --from`` reads)."""
+    """The trained network's parameters, config and ``meta`` (its writer, history, ...), atomically: what
+    ``PINN.load`` and ``pinn transfer --from`` read."""
     atomic_torch_save({"params": {k: v.detach().cpu() for k, v in params.items()},
                        "config": config_to_dict(cfg), "meta": dict(meta or {})}, path)
     return path
 
 
-def write_run_outputs(run: RunDir, trainer: Trainer, result, cfg: Any, *, label: str = "pinn",
+def write_run_outputs(run: RunDir, trainer: Trainer, result, *, label: str = "pinn",
                       attrs: Mapping[str, Any] | None = None) -> dict[str, Path]:
-    """results.h5 (error history, radial slices, final metrics), model.pt, errors.png, slice.png."""
+    """results.h5 (error history, radial slices, final metrics), errors.png, slice.png.
+
+    A family run (``trainer.objective.family``) has one slice per member at the final time, and the
+    members' error histories in ``member_history``.
+    """
     hist = np.asarray(trainer.history, dtype=float).reshape(-1, 3)
     t0, t1 = trainer.problem.t_range
-    members = getattr(trainer, "members", None)
-    if members:  # family run: one slice per member at t1, from its own slice of the stacked parameters
+    if trainer.objective.family:  # one slice per member at t1, from its own slice of the stacked parameters
         slices = {m.name: radial_slice(trainer, t=t1, problem=m, theta={n: v[k] for n, v in trainer.par.theta.items()})
-                  for k, m in enumerate(members)}
+                  for k, m in enumerate(trainer.members)}
     else:
         slices = {f"t={t:g}": radial_slice(trainer, t=t) for t in (t0, t1)}
     arrays: dict[str, Any] = {"history": {"step": hist[:, 0], "rel_l2": hist[:, 1], "rel_l2_sq": hist[:, 2]},
                               "slice": {f"slice_{i}": v for i, v in enumerate(slices.values())}}
-    extra_hist = getattr(trainer, "member_history", None)
-    if extra_hist:
-        arrays["member_history"] = {"step": np.array([s for s, _ in extra_hist]),
-                                    "rel_l2": np.array([e for _, e in extra_hist])}
+    if trainer.member_history:
+        arrays["member_history"] = {"step": np.array([s for s, _ in trainer.member_history]),
+                                    "rel_l2": np.array([e for _, e in trainer.member_history])}
     a = {"status": result.status.value, "message": result.message, "problem": trainer.problem.name,
-         "method": label, "slice_labels": list(slices), "n_trainable": int(trainer.par.n_trainable), "train_seconds": float(trainer.train_seconds),
+         "method": label, "slice_labels": list(slices), "n_trainable": int(trainer.par.n_trainable),
+         "train_seconds": float(trainer.train_seconds),
          **{f"final_{k}": float(v) for k, v in result.metrics.items()}, **dict(attrs or {})}
     out = {"results": run.write_results(arrays, a)}
     if hist.size:
         out["errors_plot"] = plot_errors(run.path / "errors.png", {label: (hist[:, 0], hist[:, 1])},
                                          trainer.problem.name)
     out["slice_plot"] = plot_slice(run.path / "slice.png", slices, f"{trainer.problem.name}: radial slice")
-    if not members:
-        out["model"] = save_model(run.path / "model.pt", trainer.module, trainer.par.params(), cfg,
-                                  {"problem": trainer.problem.name, "params": dict(trainer.problem.params)})
     return out

@@ -10,7 +10,8 @@ Two ball samplers, both :math:`x = c + r\,\omega` with :math:`\omega` a uniform 
   reproduce those papers (their test sets are drawn the same way), and when the solution's mass
   sits near the centre, as for the Allen-Cahn family.
 
-Samplers are small strategy objects; all randomness comes from the generator passed in.
+Samplers are small strategy objects registered by name in :data:`SAMPLERS` (the choices of the config
+key ``sampling.sampler``); all randomness comes from the generator passed in.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sciml.registry import Registry
+
 from .problem import Ball, Box, PDEProblem
 
-__all__ = ["UniformBall", "RadialUniformBall", "Points", "sample_points", "sample_domain", "sample_boundary"]
+__all__ = ["SAMPLERS", "UniformBall", "RadialUniformBall", "Points", "sample_points", "sample_domain",
+           "sample_boundary"]
 
 
 def _directions(n: int, d: int, generator, device, dtype) -> Tensor:
@@ -60,6 +64,11 @@ class RadialUniformBall:
 
 
 BallSampler = UniformBall | RadialUniformBall
+
+#: collocation samplers of a ball by name; ``SAMPLERS.resolve("radial", r_min=1e-3)``
+SAMPLERS: Registry[BallSampler] = Registry("collocation sampler", (UniformBall, RadialUniformBall))
+SAMPLERS.register("volume", UniformBall)
+SAMPLERS.register("radial", RadialUniformBall)
 
 
 def sample_domain(domain: Ball | Box, n: int, *, sampler: BallSampler = UniformBall(), generator=None,

@@ -12,7 +12,9 @@ Laplacian by default, SDGD/Hutchinson at large d). The network sees :math:`(t - 
 
 A :class:`Parametrisation` says how the MLP's parameter dict is built from the trainable tensors:
 the identity for a plain PINN, :math:`W = U\,\mathrm{diag}(s)\,V^\top` for the SVD transfer
-(:mod:`sciml.transfer`). Every method is then the same trainer with a different parametrisation.
+(:mod:`sciml.transfer`). Every method is then the same trainer with a different parametrisation. An
+:class:`Objective` (the trainer's loss strategy) says what is trained: one problem
+(:class:`MemberObjective`) or K family members at once (:class:`sciml.transfer.FamilyObjective`).
 
 Test metrics: ``rel_l2`` :math:`= \|u_\theta - u\| / \|u\|` on held-out points, and, labelled
 separately, ``rel_l2_sq`` :math:`= \|u_\theta - u\|^2/\|u\|^2`, what the released SVD-PINN code calls
@@ -25,7 +27,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -33,19 +35,19 @@ from torch.func import functional_call, vmap
 
 from sciml.autodiff import (AbstractLaplacian, EvolutionDerivatives, ForwardLaplacian, HessianTrace, compile_loss,
                             evolution_terms)
-from sciml.run import ConfigError, Result, RunDir, rng_state, set_rng_state, train_loop
+from sciml.run import ConfigError, derived_generator, rng_state, set_rng_state
 from sciml.run.distributed import DistContext
 
 from .config import PINNConfig
 from .network import laplacian_for
 from .problem import Ball, HardDirichlet, PDEProblem
-from .sampling import Points, RadialUniformBall, UniformBall, sample_domain, sample_points
+from .sampling import SAMPLERS, Points, sample_domain, sample_points
 
 log = logging.getLogger("sciml.pinn")
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
-           "collocation", "shard_points", "flat_pinn_loss", "PARTS"]
+           "collocation", "shard_points", "flat_pinn_loss", "PARTS", "Objective", "MemberObjective", "dtype_of"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -261,11 +263,11 @@ class TestSet:
 
 
 def sampler_of(cfg: PINNConfig):
-    s = cfg.sampling
-    return RadialUniformBall(s.r_min) if s.sampler == "radial" else UniformBall()
+    """The ball sampler named by ``sampling.sampler`` (:data:`~sciml.pinn.sampling.SAMPLERS`)."""
+    return SAMPLERS.resolve(cfg.sampling.sampler, r_min=cfg.sampling.r_min)
 
 
-def _dtype(cfg: PINNConfig) -> torch.dtype:
+def dtype_of(cfg: PINNConfig) -> torch.dtype:
     return torch.float64 if cfg.dtype == "float64" else torch.float32
 
 
@@ -275,7 +277,7 @@ def collocation(problem: PDEProblem, cfg: PINNConfig, device, generator: torch.G
     gen = generator if generator is not None else torch.Generator(device).manual_seed(cfg.seed)
     s = cfg.sampling
     return sample_points(problem, s.n_interior, s.n_boundary, s.n_initial, sampler=sampler_of(cfg),
-                         generator=gen, device=device, dtype=_dtype(cfg))
+                         generator=gen, device=device, dtype=dtype_of(cfg))
 
 
 def make_test_set(problem: PDEProblem, cfg: PINNConfig, device) -> TestSet:
@@ -285,8 +287,8 @@ def make_test_set(problem: PDEProblem, cfg: PINNConfig, device) -> TestSet:
     gen = torch.Generator(device).manual_seed(987654321)
     t0, t1 = problem.t_range
     n = cfg.sampling.n_test
-    t = t0 + (t1 - t0) * torch.rand(n, generator=gen, device=device, dtype=_dtype(cfg))
-    x = sample_domain(problem.domain, n, sampler=sampler_of(cfg), generator=gen, device=device, dtype=_dtype(cfg))
+    t = t0 + (t1 - t0) * torch.rand(n, generator=gen, device=device, dtype=dtype_of(cfg))
+    x = sample_domain(problem.domain, n, sampler=sampler_of(cfg), generator=gen, device=device, dtype=dtype_of(cfg))
     return TestSet(t, x, problem.exact(t, x))
 
 
@@ -306,23 +308,83 @@ def shard_points(pts: Points, ctx: DistContext) -> Points:
 
 
 # ----------------------------------------------------------------------------------------------------
+class Objective(Protocol):
+    """The loss strategy of a :class:`Trainer`: what is trained on the shared collocation points.
+
+    :class:`MemberObjective` is one problem; :class:`sciml.transfer.FamilyObjective` is K members at
+    once (parameters stacked on a leading axis, the loss vmapped, the K losses summed). The trainer
+    (points, noise, optimisers, compile, checkpoints) is the same for both.
+    """
+
+    k: int  # members trained at once
+    family: bool  # a family run (also of one member): member errors and histories are reported
+    members: tuple[PDEProblem, ...]
+
+    def targets(self, pts: Points) -> Targets:
+        """The data ``f, g, h`` at ``pts`` (with a leading member axis for a family)."""
+
+    def flat_loss(self, module: nn.Module, method: AbstractLaplacian, build: Callable, *,
+                  weights: tuple[float, float, float], t_shift: float, chunk_size: int | None) -> Callable:
+        """The loss as :func:`flat_pinn_loss` returns it: ``[total, res, bc, ic]`` from tensors only."""
+
+    def predict(self, module: nn.Module, par: Parametrisation, t: Tensor, x: Tensor, *,
+                t_shift: float, theta: Mapping[str, Tensor] | None = None) -> Tensor:
+        """The solution of every member at ``(t, x)``, shape ``(k, N)``."""
+
+    def exact(self, t: Tensor, x: Tensor) -> Tensor:
+        """Every member's exact solution at ``(t, x)``, shape ``(k, N)``."""
+
+
+class MemberObjective:
+    """One problem: the loss of :func:`pinn_loss` (hard constraints included)."""
+
+    k = 1
+    family = False
+
+    def __init__(self, problem: PDEProblem):
+        self.problem = problem
+        self.members = (problem,)
+
+    def targets(self, pts: Points) -> Targets:
+        return targets_for(self.problem, pts)
+
+    def flat_loss(self, module, method, build, *, weights, t_shift, chunk_size):
+        return flat_pinn_loss(module, self.problem, method, build, weights=weights, t_shift=t_shift,
+                              chunk_size=chunk_size)
+
+    def predict(self, module, par, t, x, *, t_shift, theta=None):
+        return predict(module, par.params(theta), t, x, t_shift=t_shift, hard=self.problem.hard)[None]
+
+    def exact(self, t, x):
+        return self.problem.exact(t, x)[None]
+
+
+# ----------------------------------------------------------------------------------------------------
 @dataclass
 class Trainer:
-    """Trains one parametrised network on one problem: Adam (optional lr decay), then L-BFGS polishing.
+    """Trains one parametrised network (or K stacked ones) on the collocation points: Adam (optional lr
+    decay), then L-BFGS polishing. One call of :meth:`step` is one optimiser step; :meth:`state` and
+    :meth:`load` hold everything the remaining steps depend on. :class:`sciml.pinn.PINN` and the
+    transfer methods drive it through :func:`sciml.fit`.
 
-    Use :meth:`fit`; ``history`` holds ``(step, rel_l2)`` pairs for plots.
+    ``history`` holds ``(step, rel_l2, rel_l2_sq)`` (the member means for a family; then
+    ``member_history`` holds ``(step, [rel_l2 of every member])``).
 
     Args:
-        problem: the PDE.
+        problem: the PDE (the first member of a family: its domain, time interval and dimension).
         module: the network (its structure; the parameters come from ``par``).
-        par: the parametrisation (trainable tensors on ``device``).
-        cfg: the run's config (sampling, loss, laplacian, optim, transfer optimiser of ``s``).
+        par: the parametrisation (trainable tensors on ``device``, stacked for a family).
+        cfg: the run's config (sampling, loss, laplacian, optim).
         device: torch device.
         points: fixed collocation points (default: drawn from ``cfg.seed``).
         dist: data parallelism (:mod:`sciml.run.distributed`): every rank draws the *global* points and
             probes from the same seeds and keeps its equal shard; gradients are averaged over ranks, so
             N processes take the steps one process takes on the same global batch (up to reduction
             order), and a checkpoint (global points, one RNG state) resumes on any number of ranks.
+        objective: the loss strategy (default: :class:`MemberObjective` of ``problem``).
+        laplacian: a :data:`~sciml.autodiff.LAPLACIANS` name or object overriding ``cfg.laplacian.method``.
+        s_optimizer: builds the optimiser of the parametrisation's singular values (``par.s_keys``) from
+            their tensors (default: plain SGD, lr 1e-2, the SVD-PINN script's).
     """
 
     problem: PDEProblem
@@ -333,40 +395,34 @@ class Trainer:
     points: Points | None = None
     history: list[tuple[int, float, float]] = field(default_factory=list)
     dist: DistContext = field(default_factory=DistContext)
+    objective: Objective | None = None
+    laplacian: AbstractLaplacian | str | None = None
+    s_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer] | None = None
 
     def __post_init__(self):
         cfg, problem = self.cfg, self.problem
-        self.gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.objective = self.objective if self.objective is not None else MemberObjective(problem)
+        # the noise / resampling stream; the initial points and the test set have their own seeds
+        self.gen = derived_generator(cfg.seed, "pinn", "noise", device=self.device)
         if self.points is None:
             self.points = collocation(problem, cfg, self.device)
         self.global_points = self.points
         self.points = shard_points(self.points, self.dist)
         # identical starting parameters on every rank, whatever each rank loaded
         self.dist.broadcast_([*self.par.theta.values(), *self.par.const.values()])
-        self.targets = targets_for(problem, self.points)
+        self.targets = self.objective.targets(self.points)
         self.test = make_test_set(problem, cfg, self.device) if problem.exact is not None else None
-        self.method = laplacian_for(self.module, cfg.laplacian.method, problem.d, cfg.laplacian.probes)
+        self.test_u = self.objective.exact(self.test.t, self.test.x) if self.test is not None else None
+        self.member_history: list[tuple[int, list[float]]] = []
+        lap = cfg.laplacian.method if self.laplacian is None else self.laplacian
+        self.method = laplacian_for(self.module, lap, problem.d, cfg.laplacian.probes)
         self.t_shift = 0.5 * sum(problem.t_range)
         self.weights = (cfg.loss.w_residual, cfg.loss.w_boundary, cfg.loss.w_initial)
-        rest = [v for k, v in self.par.theta.items() if k not in self.par.s_keys]
-        s = [v for k, v in self.par.theta.items() if k in self.par.s_keys]
-        o = cfg.optim
-        self.opts: list[torch.optim.Optimizer] = []
-        if rest:
-            self.opts.append(torch.optim.Adam(rest, lr=o.lr))
-        if s:
-            t = cfg.transfer
-            self.opts.append(torch.optim.SGD(s, lr=t.s_lr, momentum=t.s_momentum) if t.s_optimizer == "sgd"
-                             else torch.optim.Adam(s, lr=t.s_lr))
-        decay = lambda i: o.decay_rate ** (i / o.decay_steps)  # noqa: E731
-        self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
-        self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
-                                        history_size=50, line_search_fn="strong_wolfe")
-                      if o.lbfgs_iters else None)
+        self._make_optimisers()
         self.train_seconds = 0.0
         self._ab = None
-        self._flat = flat_pinn_loss(self.module, problem, self.method, self.par.build, weights=self.weights,
-                                    t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
+        self._flat = self.objective.flat_loss(self.module, self.method, self.par.build, weights=self.weights,
+                                              t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
         c = cfg.laplacian.compile
         # auto: the exact forward Laplacian gains 1.1-1.4x from the fused tangent updates; SDGD/Hutchinson
         # batches are small and gain nothing (experiments/bench_pinn_compile.py)
@@ -374,16 +430,38 @@ class Trainer:
                                          and isinstance(self.method, ForwardLaplacian))
         self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
 
+    def _make_optimisers(self) -> None:
+        """Adam for every trainable tensor but the singular values, ``s_optimizer`` for those, one lr
+        schedule each, and L-BFGS over everything for the polishing steps."""
+        o = self.cfg.optim
+        rest = [v for k, v in self.par.theta.items() if k not in self.par.s_keys]
+        s = [v for k, v in self.par.theta.items() if k in self.par.s_keys]
+        self.opts: list[torch.optim.Optimizer] = []
+        if rest:
+            self.opts.append(torch.optim.Adam(rest, lr=o.lr))
+        if s:
+            self.opts.append(self.s_optimizer(s) if self.s_optimizer is not None else torch.optim.SGD(s, lr=1e-2))
+        decay = lambda i: o.decay_rate ** (i / o.decay_steps)  # noqa: E731
+        self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
+        self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
+                                        history_size=50, line_search_fn="strong_wolfe")
+                      if o.lbfgs_iters else None)
+
     @property
     def n_steps(self) -> int:
         return self.cfg.optim.iters + self.cfg.optim.lbfgs_iters
 
+    @property
+    def members(self) -> tuple[PDEProblem, ...]:
+        return self.objective.members
+
     def loss(self, theta=None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise (the members' sum for a family) and its parts (member means)."""
         cfg = self.cfg
         if cfg.sampling.resample:
             self.global_points = collocation(self.problem, cfg, self.device, self.gen)
             self.points = shard_points(self.global_points, self.dist)
-            self.targets = targets_for(self.problem, self.points)
+            self.targets = self.objective.targets(self.points)
         noise = None
         if self.method.stochastic:  # drawn for the global batch, then sharded like the points
             noise = self.method.draw(self.global_points.x_in.shape[0], self.problem.d, generator=self.gen,
@@ -419,15 +497,21 @@ class Trainer:
         return self._ab[1]
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """``(rel_l2, rel_l2_sq)`` on the test set."""
-        u = predict(self.module, self.par.params(), self.test.t, self.test.x, t_shift=self.t_shift,
-                    hard=self.problem.hard)
-        return relative_l2(u, self.test.u)
+    def member_errors(self) -> tuple[list[float], list[float]]:
+        """``([rel_l2], [rel_l2_sq])`` of every member on the test set."""
+        u = self.objective.predict(self.module, self.par, self.test.t, self.test.x, t_shift=self.t_shift)
+        pairs = [relative_l2(u[k], self.test_u[k]) for k in range(u.shape[0])]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def step(self, i: int) -> dict[str, float]:
-        t0 = time.perf_counter()
-        if i < self.cfg.optim.iters:
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """``(rel_l2, rel_l2_sq)`` on the test set (the means over the members of a family)."""
+        rel, sq = self.member_errors()
+        self._last_members = rel
+        return sum(rel) / len(rel), sum(sq) / len(sq)
+
+    def _optimiser_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        if self._step < self.cfg.optim.iters:
             for opt in self.opts:
                 opt.zero_grad(set_to_none=True)
             loss, parts = self.loss()
@@ -437,39 +521,55 @@ class Trainer:
                 opt.step()
             for sch in self.scheds:
                 sch.step()
-        else:
-            box = {}
+            return loss, parts
+        box = {}
 
-            def closure():
-                self.lbfgs.zero_grad(set_to_none=True)
-                lo, pa = self.loss()
-                lo.backward()
-                if self.dist.distributed:  # the line search must see the global loss and gradient
-                    self.dist.average_gradients(self.par.theta.values())
-                    lo = lo.detach().new_tensor(self.dist.all_reduce_mean({"v": float(lo)})["v"])
-                box["v"] = (lo, pa)
-                return lo
+        def closure():
+            self.lbfgs.zero_grad(set_to_none=True)
+            lo, pa = self.loss()
+            lo.backward()
+            if self.dist.distributed:  # the line search must see the global loss and gradient
+                self.dist.average_gradients(self.par.theta.values())
+                lo = lo.detach().new_tensor(self.dist.all_reduce_mean({"v": float(lo)})["v"])
+            box["v"] = (lo, pa)
+            return lo
 
-            self.lbfgs.step(closure)
-            loss, parts = box["v"]
+        self.lbfgs.step(closure)
+        return box["v"]
+
+    def step(self, i: int) -> dict[str, float]:
+        """Optimiser step ``i``; the metrics: the loss (per member) and its parts, and every
+        ``log_every`` steps the test errors."""
+        t0 = time.perf_counter()
+        self._step = i
+        loss, parts = self._optimiser_step()
         self.par.project()
         self.train_seconds += time.perf_counter() - t0
-        out = {"loss": float(loss.detach()), **{f"loss_{k}": float(v.detach()) for k, v in parts.items()}}
+        k = self.objective.k
+        # the optimised loss of a family is the members' sum: report the mean member loss
+        out = {"loss": float(loss.detach()) / k, **{f"loss_{n}": float(v.detach()) for n, v in parts.items()}}
         out = self.dist.all_reduce_mean(out)  # the global means (equal shards), the same on every rank
         if self.test is not None and (i % self.cfg.log_every == 0 or i == self.n_steps - 1):
             rel, sq = self.evaluate()
             out.update(rel_l2=rel, rel_l2_sq=sq)
             self.history.append((i + 1, rel, sq))
+            if self.objective.family:
+                self.member_history.append((i + 1, list(self._last_members)))
+                out["rel_l2_max"] = max(self._last_members)
         return out
 
     def state(self) -> dict[str, Any]:
+        """Everything the remaining steps depend on: trainable tensors, optimisers, schedules, L-BFGS,
+        the noise generator and torch's RNG, the error histories, the step timer, resampled points."""
         return {"theta": {k: v.detach().clone() for k, v in self.par.theta.items()},
                 "opts": [o.state_dict() for o in self.opts], "scheds": [s.state_dict() for s in self.scheds],
                 "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
-                "history": list(self.history), "train_seconds": self.train_seconds,
+                "history": list(self.history), "member_history": list(self.member_history),
+                "train_seconds": self.train_seconds,
                 "points": self.global_points if self.cfg.sampling.resample else None}
 
     def load(self, st: Mapping[str, Any]) -> None:
+        """Restore :meth:`state` (shapes are checked by the caller, :meth:`sciml.pinn.PINN.load_state`)."""
         with torch.no_grad():
             for k, v in st["theta"].items():
                 self.par.theta[k].copy_(v)
@@ -481,24 +581,9 @@ class Trainer:
             self.lbfgs.load_state_dict(st["lbfgs"])
         set_rng_state(st["rng"], self.gen)
         self.history = list(st["history"])
+        self.member_history = list(st.get("member_history", []))
         self.train_seconds = float(st["train_seconds"])
         if st.get("points") is not None:
             self.global_points = st["points"].to(self.device)
             self.points = shard_points(self.global_points, self.dist)
-            self.targets = targets_for(self.problem, self.points)
-
-    def fit(self, run: RunDir | None = None, *, resume: bool = False, stop_at: int | None = None,
-            desc: str = "pinn") -> Result:
-        """Train for ``optim.iters`` Adam + ``optim.lbfgs_iters`` L-BFGS steps; see :func:`sciml.run.train_loop`."""
-        res = train_loop(self.step, self.n_steps, run=run, state=self.state, load=self.load, resume=resume,
-                         log_every=self.cfg.log_every, checkpoint_every=self.cfg.checkpoint_every, desc=desc,
-                         stop_at=stop_at, dist=self.dist)
-        res.extra["train_seconds"] = self.train_seconds
-        res.extra["n_trainable"] = self.par.n_trainable
-        res.extra["compiled"] = self.compiled
-        if self.compiled:
-            res.extra["compile_seconds"] = self._loss_fn.compile_seconds
-        if self.history:
-            res.metrics.setdefault("rel_l2", self.history[-1][1])
-            res.metrics.setdefault("rel_l2_sq", self.history[-1][2])
-        return res
+            self.targets = self.objective.targets(self.points)

@@ -84,10 +84,7 @@ def train_loop(step: Callable[[int], Mapping[str, float]], n_steps: int, *, run:
     has_run = run is not None if ctx is None else bool(ctx.broadcast_object(run is not None))
     start, before = _restore(run, load, ctx, loaded) if resume and has_run and load is not None else (0, 0.0)
     save = has_run and state is not None
-    clock = _Clock(before, ctx)
-    last: dict[str, float] = {}
-    i = start
-    where = run.path if run is not None else None
+    clock, last, i, where = _Clock(before, ctx), {}, start, run.path if run is not None else None
 
     def stopped(status: Status, message: str, at: int, keep: bool = True) -> Result:
         if save and keep:

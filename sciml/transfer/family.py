@@ -13,23 +13,77 @@ one backward pass gives every member's own gradient, and because Adam, SGD and t
 (the test checks this against K separate trainers). What changes is the cost: the K small networks
 run as batched matrix products in one process instead of K processes of small kernels.
 
+In code the family is a loss strategy, :class:`FamilyObjective`, given to the ordinary
+:class:`~sciml.pinn.solver.Trainer` (``objective=``): points, noise, optimisers, ``chunk_size``,
+``torch.compile`` and checkpoints are the trainer's, for one member or K.
+
 A non-finite loss in any member stops the whole family run (the loop sees the sum); lower the
 learning rate of ``s`` (``transfer.s_lr``) for members far from the pre-trained one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import vmap
 
 from sciml.pinn.problem import PDEProblem
-from sciml.pinn.solver import Parametrisation, Targets, Trainer, pinn_loss, predict, relative_l2, targets_for
+from sciml.pinn.sampling import Points
+from sciml.pinn.solver import Parametrisation, Targets, Trainer, flat_pinn_loss, predict, targets_for
 
-__all__ = ["stack_parametrisation", "FamilyTrainer", "ShardedFamily"]
+__all__ = ["FamilyObjective", "stack_parametrisation", "family_trainer", "ShardedFamily"]
+
+# the flat loss's arguments: theta, const, t_in, x_in, t_bd, x_bd, x_ic, f, g, h, noise, ab; the
+# members differ in theta and in the data f, g, h
+_MEMBER_AXES = (0, None, None, None, None, None, None, 0, 0, 0, None, None)
+
+
+class FamilyObjective:
+    """K members of one family on shared points: the loss strategy of a family :class:`Trainer`.
+
+    The members must share the operator, the domain and the time interval, and have no hard-constraint
+    ansatz (its lift is each member's own initial data, which a shared ansatz cannot carry).
+    """
+
+    def __init__(self, members: Sequence[PDEProblem]):
+        if not members:
+            raise ValueError("a family needs at least one member")
+        m0 = members[0]
+        if any(m.domain != m0.domain or m.t_range != m0.t_range for m in members):
+            raise ValueError("family members must share the domain and the time interval")
+        if any(m.hard is not None for m in members):
+            raise ValueError("family members cannot have hard constraints (each member's ansatz is its own)")
+        self.members = tuple(members)
+        self.k = len(members)
+        self.family = True
+        self.problem = m0
+
+    def targets(self, pts: Points) -> Targets:
+        tgs = [targets_for(m, pts) for m in self.members]
+        return Targets(*(torch.stack([getattr(t, f) for t in tgs]) for f in ("f", "g", "h")))
+
+    def flat_loss(self, module: nn.Module, method, build: Callable, *, weights, t_shift, chunk_size) -> Callable:
+        """``[sum of the member losses, member means of res, bc, ic]``: the sum, so that each member's
+        gradient is its own loss's gradient."""
+        one = flat_pinn_loss(module, self.problem, method, build, weights=weights, t_shift=t_shift,
+                             chunk_size=chunk_size)
+        per_member = vmap(one, in_dims=_MEMBER_AXES)
+
+        def fn(*args):
+            out = per_member(*args)  # (K, 4)
+            return torch.cat([out[:, :1].sum(0), out[:, 1:].mean(0)])
+
+        return fn
+
+    def predict(self, module: nn.Module, par: Parametrisation, t: Tensor, x: Tensor, *, t_shift: float,
+                theta: Mapping[str, Tensor] | None = None) -> Tensor:
+        th = par.theta if theta is None else theta
+        return vmap(lambda p: predict(module, par.build(p, par.const), t, x, t_shift=t_shift))(th)
+
+    def exact(self, t: Tensor, x: Tensor) -> Tensor:
+        return torch.stack([m.exact(t, x) for m in self.members])
 
 
 def stack_parametrisation(par: Parametrisation, k: int) -> Parametrisation:
@@ -38,85 +92,22 @@ def stack_parametrisation(par: Parametrisation, k: int) -> Parametrisation:
     return Parametrisation(theta, par.const, par.build, par.s_keys, par.nonneg_keys, label=par.label + f"x{k}")
 
 
-@dataclass
-class FamilyTrainer(Trainer):
-    """Trains K members at once. ``problem`` is the first member; ``members`` lists all K (same operator
-    and domain); ``par`` holds stacked tensors (:func:`stack_parametrisation`).
+def family_trainer(members: Sequence[PDEProblem], module: nn.Module, par: Parametrisation, cfg: Any,
+                   **kwargs: Any) -> Trainer:
+    """A :class:`Trainer` of the K ``members`` at once; ``par`` holds stacked tensors
+    (:func:`stack_parametrisation`); ``kwargs`` as for the trainer (``device``, ``points``, ``s_optimizer``).
 
-    ``history`` holds ``(step, mean rel_l2, mean rel_l2_sq)``; ``member_history`` the per-member errors.
+    ``history`` holds ``(step, mean rel_l2, mean rel_l2_sq)`` and ``member_history`` the members' errors.
     """
+    from sciml.run import ConfigError
 
-    members: Sequence[PDEProblem] = ()
-
-    def __post_init__(self):
-        if not self.members:
-            raise ValueError("FamilyTrainer needs the list of members")
-        super().__post_init__()
-        k = len(self.members)
-        d0 = self.members[0].domain
-        if any(m.domain != d0 or m.t_range != self.members[0].t_range for m in self.members):
-            raise ValueError("family members must share the domain and the time interval")
-        for n, v in self.par.theta.items():
-            if v.shape[0] != k:
-                raise ValueError(f"stacked parameter {n!r} has leading size {v.shape[0]}, expected K={k}")
-        if self.cfg.sampling.resample:
-            from sciml.run import ConfigError
-
-            raise ConfigError("sampling.resample", "a family run trains every member on one fixed set of "
-                              "collocation points; set it to false")
-        tgs = [targets_for(m, self.points) for m in self.members]
-        self.stacked = Targets(*(torch.stack([getattr(t, f) for t in tgs]) for f in ("f", "g", "h")))
-        self.test_u = torch.stack([m.exact(self.test.t, self.test.x) for m in self.members]) if self.test else None
-        self.member_history: list[tuple[int, list[float]]] = []
-
-    def loss(self, theta=None):
-        theta = self.par.theta if theta is None else theta
-        noise = None
-        if self.method.stochastic:
-            noise = self.method.draw(self.points.x_in.shape[0], self.problem.d, generator=self.gen,
-                                     device=self.device, dtype=self.points.x_in.dtype)
-        par, prob, pts, method = self.par, self.problem, self.points, self.method
-
-        def member(th: Mapping[str, Tensor], f: Tensor, g: Tensor, h: Tensor):
-            lo, parts = pinn_loss(self.module, par.build(th, par.const), prob, pts, Targets(f, g, h), method,
-                                  weights=self.weights, noise=noise, t_shift=self.t_shift)
-            return lo, parts
-
-        losses, parts = vmap(member)(theta, self.stacked.f, self.stacked.g, self.stacked.h)
-        # the sum: each member's gradient is its own loss's gradient; report the mean per member
-        self._member_losses = losses.detach()
-        total = losses.sum()
-        return total, {k: v.mean() for k, v in parts.items()}
-
-    @torch.no_grad()
-    def member_errors(self) -> tuple[list[float], list[float]]:
-        u = vmap(lambda th: predict(self.module, self.par.build(th, self.par.const), self.test.t, self.test.x,
-                                    t_shift=self.t_shift))(self.par.theta)
-        pairs = [relative_l2(u[k], self.test_u[k]) for k in range(u.shape[0])]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        rel, sq = self.member_errors()
-        self._last_members = rel
-        return sum(rel) / len(rel), sum(sq) / len(sq)
-
-    def step(self, i: int) -> dict[str, float]:
-        out = super().step(i)
-        out["loss"] /= len(self.members)  # report the mean member loss (the optimised total is the sum)
-        if "rel_l2" in out:
-            self.member_history.append((i + 1, list(self._last_members)))
-            out["rel_l2_max"] = max(self._last_members)
-        return out
-
-    def state(self):
-        st = super().state()
-        st["member_history"] = list(self.member_history)
-        return st
-
-    def load(self, st):
-        super().load(st)
-        self.member_history = list(st.get("member_history", []))
+    for n, v in par.theta.items():
+        if v.shape[0] != len(members):
+            raise ValueError(f"stacked parameter {n!r} has leading size {v.shape[0]}, expected K={len(members)}")
+    if cfg.sampling.resample:
+        raise ConfigError("sampling.resample", "a family run trains every member on one fixed set of "
+                          "collocation points; set it to false")
+    return Trainer(members[0], module, par, cfg, objective=FamilyObjective(members), **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -140,18 +131,19 @@ class ShardedFamily:
     """A family run with its K members spread over the ranks of a ``torchrun`` launch.
 
     Each rank trains its contiguous share of the members (:meth:`DistContext.split_slice`) as one
-    vmapped :class:`FamilyTrainer`; members are independent, so no gradient is exchanged. Metrics are
-    reduced to the family's (mean loss and error over all K members, largest error), so every rank
-    stops together. :meth:`state` gathers the shards into the checkpoint a one-process family run of
-    all K members writes (concatenated stacked tensors and optimiser moments), and :meth:`load`
-    slices such a checkpoint: a run resumes on any number of ranks, or on one process. At the end
-    rank 0 holds all K members in :attr:`full` (a one-process :class:`FamilyTrainer`) for the results.
+    family :class:`Trainer` (:func:`family_trainer`); members are independent, so no gradient is
+    exchanged. Metrics are reduced to the family's (mean loss and error over all K members, largest
+    error), so every rank stops together. :meth:`state` gathers the shards into the checkpoint a
+    one-process family run of all K members writes (concatenated stacked tensors and optimiser
+    moments), and :meth:`load` slices such a checkpoint: a run resumes on any number of ranks, or on
+    one process. :meth:`gather` gives rank 0 all K members in one trainer, for the results.
 
     L-BFGS is refused: its line search couples the members through the summed loss, so sharding would
     change the result.
     """
 
-    def __init__(self, members: Sequence[PDEProblem], module, par: Parametrisation, cfg, *, device, dist):
+    def __init__(self, members: Sequence[PDEProblem], module, par: Parametrisation, cfg, *, device, dist,
+                 s_optimizer=None):
         from sciml.run import ConfigError
 
         if cfg.optim.lbfgs_iters:
@@ -163,12 +155,11 @@ class ShardedFamily:
         except ValueError as e:
             raise ConfigError("transfer.targets", str(e)) from None
         self.members, self.dist, self.k = list(members), dist, len(members)
-        self.module, self.par, self.cfg, self.device = module, par, cfg, device
+        self.module, self.par, self.cfg, self.device, self.s_optimizer = module, par, cfg, device, s_optimizer
         mine = self.members[self.sl]
-        self.local = FamilyTrainer(mine[0], module, stack_parametrisation(par, len(mine)), cfg, device=device,
-                                   members=mine)
+        self.local = family_trainer(mine, module, stack_parametrisation(par, len(mine)), cfg, device=device,
+                                    s_optimizer=s_optimizer)
         self.counts = dist.split_sizes(self.k)  # members per rank
-        self.full: FamilyTrainer | None = None
 
     @property
     def n_steps(self) -> int:
@@ -208,17 +199,12 @@ class ShardedFamily:
         mine["member_history"] = [(step, list(e[sl])) for step, e in st.get("member_history", [])]
         self.local.load(mine)
 
-    def fit(self, run=None, *, resume: bool = False, stop_at: int | None = None, desc: str = "family"):
-        from sciml.run import train_loop
-
-        res = train_loop(self.step, self.n_steps, run=run, state=self.state, load=self.load, resume=resume,
-                         log_every=self.cfg.log_every, checkpoint_every=self.cfg.checkpoint_every,
-                         desc=desc, stop_at=stop_at, dist=self.dist)
+    def gather(self) -> Trainer:
+        """All K members in one family trainer on rank 0 (this rank's share elsewhere); a collective call."""
         st = self.state()
-        if self.dist.is_main:  # all K members in one trainer, for the results and the plots
-            self.full = FamilyTrainer(self.members[0], self.module, stack_parametrisation(self.par, self.k), self.cfg,
-                                      device=self.device, members=self.members)
-            self.full.load(st)
-            res.extra["train_seconds"] = self.full.train_seconds
-            res.extra["n_trainable"] = self.full.par.n_trainable
-        return res
+        if not self.dist.is_main:
+            return self.local
+        full = family_trainer(self.members, self.module, stack_parametrisation(self.par, self.k), self.cfg,
+                              device=self.device, s_optimizer=self.s_optimizer)
+        full.load(st)
+        return full

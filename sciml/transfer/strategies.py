@@ -17,6 +17,10 @@ an ordinary MLP parameter dict, so every strategy trains with the same code.
                        "fix the hidden layer, eta = 0" baseline).
 :class:`Scratch`       a fresh random network, every parameter trained.
 =====================  =========================================================================
+
+They are registered by name in :data:`TRANSFER_STRATEGIES` (the choices of ``transfer.method``):
+``svd``, ``sigma_only`` (:class:`SVDTransfer` without the other weights), ``full``, ``last_layer``,
+``frozen_hidden``, ``scratch``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from torch import Tensor, nn
 
 from sciml.nn.svd import svd_factor, svd_weight
 from sciml.pinn.solver import Parametrisation, identity_parametrisation
+from sciml.registry import Registry
 
-__all__ = ["TransferStrategy", "SVDTransfer", "FullFineTune", "LastLayer", "FrozenHidden", "Scratch",
-           "linear_weights", "strategy_from_name"]
+__all__ = ["TRANSFER_STRATEGIES", "TransferStrategy", "SVDTransfer", "FullFineTune", "LastLayer", "FrozenHidden",
+           "Scratch", "linear_weights"]
 
 
 def linear_weights(module: nn.Module) -> list[str]:
@@ -182,17 +187,23 @@ class Scratch(TransferStrategy):
         return par
 
 
-def strategy_from_name(name: str, *, layers: str = "hidden_square", rank: int = 0, seed: int = 0) -> TransferStrategy:
-    """Map a config's ``transfer.method`` to a strategy object."""
-    r = rank or None
-    table = {
-        "svd": lambda: SVDTransfer(layers, r, True),
-        "sigma_only": lambda: SVDTransfer(layers, r, False),
-        "full": FullFineTune,
-        "last_layer": LastLayer,
-        "frozen_hidden": FrozenHidden,
-        "scratch": lambda: Scratch(seed),
-    }
-    if name not in table:
-        raise ValueError(f"unknown transfer method {name!r}; choose one of {sorted(table)}")
-    return table[name]()
+#: transfer strategies by name; factories take ``layers``, ``rank`` (0: full) and ``seed`` (``scratch``)
+TRANSFER_STRATEGIES: Registry[TransferStrategy] = Registry("transfer method", TransferStrategy)
+
+
+@TRANSFER_STRATEGIES.register("svd")
+def _svd(layers: str = "hidden_square", rank: int = 0) -> SVDTransfer:
+    """SVD-PINN (the paper): singular values by SGD, every other weight and bias by Adam."""
+    return SVDTransfer(layers, rank or None, True)
+
+
+@TRANSFER_STRATEGIES.register("sigma_only")
+def _sigma_only(layers: str = "hidden_square", rank: int = 0) -> SVDTransfer:
+    """The singular values only (P^2INN-style, a different method)."""
+    return SVDTransfer(layers, rank or None, False)
+
+
+TRANSFER_STRATEGIES.register("full", FullFineTune)
+TRANSFER_STRATEGIES.register("last_layer", LastLayer)
+TRANSFER_STRATEGIES.register("frozen_hidden", FrozenHidden)
+TRANSFER_STRATEGIES.register("scratch", Scratch)
