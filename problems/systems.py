@@ -1,6 +1,7 @@
-r"""The catalogue of Hamiltonian test systems for conservation-law discovery, with known invariants.
+r"""The catalogue of test systems for conservation-law discovery, with known invariants.
 
-Every system uses the ``qp`` layout ``x = (q_1..q_N, p_1..p_N)``, unit masses, ``T(p) = |p|^2/2``.
+Every Hamiltonian system uses the ``qp`` layout ``x = (q_1..q_N, p_1..p_N)``, unit masses,
+``T(p) = |p|^2/2``; ``sir`` is first order in ``(S, I)`` (layout ``"none"``, no Hamiltonian).
 Invariants are written for one state ``x`` of shape ``(d,)`` with ellipsis indexing, so they also
 broadcast over leading batch axes. ``expected`` is the number of functionally independent (global,
 smooth) first integrals; ``expected_involution`` the number in involution.
@@ -18,7 +19,14 @@ name                        d    expected   involution   known invariants provid
 ``fput-{alpha,beta}-fixed`` 2N   1          1            H
                                                       (FPUT: ``regime="chaotic"`` for data that show it)
 ``calogero``                2N   2N-1       N            tr L^k (k=1..N) and tr(QL^k)tr L - tr Q tr L^{k+1}
+``pendulum``                2    1          1            H = p^2/2 - cos q
+``morse``                   2    1          1            H = p^2/2 + D (1 - exp(-alpha q))^2
+``yukawa``                  4    2          2            H = |p|^2/2 - exp(-r/lambda)/r, L
+``sir``                     2    1          1            C = S + I - (gamma/beta) ln S (not Hamiltonian)
+``henon-heiles``            4    1          1            H (chaotic energy shell [0.12, 0.16])
 ==========================  ===  =========  ===========  ==============================================
+
+``docs/systems.md`` describes the systems with non-polynomial invariants (the last five) and their regions.
 
 Build one with :func:`get_system` (``get_system("toda-open", n=3)``); :data:`SYSTEMS` lists the names,
 :func:`state_dim` gives a system's state dimension without building it.
@@ -36,7 +44,8 @@ from torch import Tensor
 
 from sciml.dynamics.system import DynamicalSystem, InitialRegion
 
-__all__ = ["SYSTEMS", "get_system", "state_dim", "scratch_values", "harmonic_1d", "harmonic_2d", "toda", "fput", "calogero"]
+__all__ = ["SYSTEMS", "get_system", "state_dim", "scratch_values", "harmonic_1d", "harmonic_2d", "toda", "fput",
+           "calogero", "pendulum", "morse", "yukawa", "sir", "henon_heiles"]
 
 
 def _kin(p: Tensor) -> Tensor:
@@ -428,6 +437,190 @@ def calogero(n: int = 3, g: float = 1.0, spacing: float = 2.0, amplitude: float 
 
 
 # ---------------------------------------------------------------------------------------------------
+# non-polynomial invariants: pendulum, Morse, Yukawa, SIR, Henon-Heiles
+def pendulum(amplitude: float = 1.0, gap: float = 0.1) -> DynamicalSystem:
+    r"""Mathematical pendulum :math:`H = p^2/2 - \cos q`; one integral, H (transcendental in q).
+
+    Librating for :math:`-1 \le H < 1`, rotating for :math:`H > 1` (q then grows without bound while H
+    stays periodic in q). The separatrix :math:`H = 1`, through the hyperbolic point :math:`(\pm\pi, 0)`
+    where the period diverges, is kept out: states with :math:`|H - 1| < \text{gap}` are rejected.
+    Region :math:`q \sim U(-\pi, \pi)`, :math:`p \sim U(-1.5a, 1.5a)`; at ``a = 1`` 78% of the kept states
+    librate (more rotate as ``a`` grows).
+    """
+    dV = lambda q: torch.sin(q)  # noqa: E731
+    H = lambda x: 0.5 * x[..., 1] ** 2 - torch.cos(x[..., 0])  # noqa: E731
+    pw = 1.5 * amplitude
+    return DynamicalSystem(
+        name="pendulum", dim=2, vector_field=_field(1, dV), n_dof=1, hamiltonian=H, dT_dp=_kin, dV_dq=dV,
+        region=InitialRegion((0.0, 0.0), (math.pi, pw),
+                             f"q ~ U(-pi, pi), p ~ U(-{pw:g}, {pw:g}), |H - 1| >= {gap:g} (no separatrix)"),
+        invariants={"H": H}, expected=1, expected_involution=1, params={"gap": gap},
+        notes="one degree of freedom: one integral (librating and rotating orbits)",
+        admissible=lambda x: (H(x) - 1.0).abs() >= gap)
+
+
+def morse(depth: float = 1.0, alpha: float = 1.0, amplitude: float = 1.0, e_max: float = 0.8) -> DynamicalSystem:
+    r"""Morse oscillator :math:`H = p^2/2 + D(1 - e^{-\alpha q})^2`; one integral, H.
+
+    Bound states have :math:`H < D` (the dissociation energy, where the period diverges); initial states
+    are kept below ``e_max`` D. The box is the bounding box of :math:`\{H \le e_{\max} D\}`,
+    :math:`\alpha q \in [-\ln(1+\sqrt{e_{\max}}), -\ln(1-\sqrt{e_{\max}})]`,
+    :math:`|p| \le \sqrt{2 e_{\max} D}`, its half widths scaled by ``a`` about its centre (``a >= 1``:
+    every such state can be drawn).
+    """
+    if not 0 < e_max < 1:
+        raise ValueError(f"morse: e_max is a fraction of the well depth in (0, 1), got {e_max}")
+    D, al = depth, alpha
+    dV = lambda q: 2 * D * al * torch.exp(-al * q) * (1 - torch.exp(-al * q))  # noqa: E731
+    H = lambda x: 0.5 * x[..., 1] ** 2 + D * (1 - torch.exp(-al * x[..., 0])) ** 2  # noqa: E731
+    s = math.sqrt(e_max)
+    q_lo, q_hi = -math.log1p(s) / al, -math.log1p(-s) / al
+    c, hw, pw = (q_lo + q_hi) / 2, amplitude * (q_hi - q_lo) / 2, amplitude * math.sqrt(2 * e_max * D)
+    return DynamicalSystem(
+        name="morse", dim=2, vector_field=_field(1, dV), n_dof=1, hamiltonian=H, dT_dp=_kin, dV_dq=dV,
+        region=InitialRegion((c, 0.0), (hw, pw), f"q ~ U({c - hw:.3g}, {c + hw:.3g}), p ~ U(-{pw:.3g}, {pw:.3g}), "
+                                                  f"H <= {e_max:g} D (bound)"),
+        invariants={"H": H}, expected=1, expected_involution=1, params={"depth": D, "alpha": al},
+        notes="one degree of freedom: one integral (bound, anharmonic)", max_energy=e_max * D)
+
+
+def _turning_point(g: Callable[[Tensor], Tensor], lo: Tensor, hi: Tensor) -> Tensor:
+    """The root of ``g`` between ``lo`` and ``hi`` (where ``g`` changes sign once), by 60 bisections."""
+    above_lo = g(lo) > 0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        same = (g(mid) > 0) == above_lo
+        lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
+    return (lo + hi) / 2
+
+
+def yukawa(screening: float = 2.0, amplitude: float = 1.0, e_max: float = -0.05, r_floor: float = 0.5,
+           eccentricity: float = 0.2) -> DynamicalSystem:
+    r"""Planar motion in the screened Coulomb (Yukawa) potential :math:`V(r) = -e^{-r/\lambda}/r`,
+    :math:`H = |p|^2/2 + V(r)`, state :math:`(x, y, p_x, p_y)`; two integrals, H and
+    :math:`L = x p_y - y p_x`.
+
+    Unlike Kepler (:math:`\lambda \to \infty`) the orbits precess, so a bound non-circular orbit fills an
+    annulus densely: no third (Runge-Lenz) integral. Initial states: :math:`x, y \sim U(-1.5a, 1.5a)`,
+    :math:`p_x, p_y \sim U(-a, a)`, kept when bound with :math:`H \le` ``e_max`` :math:`< 0` (then
+    :math:`r \le 1/|H|`), with pericentre :math:`r_{\min} \ge` ``r_floor`` (away from the singularity: at
+    0.5 a pericentre passage lasts about :math:`r_{\min}^{3/2} \approx 0.35`, seven samples at
+    :math:`\Delta t = 0.05`, and Yoshida-4 with :math:`h = 0.01` keeps H to about 1e-7) and eccentricity
+    :math:`(r_{\max} - r_{\min})/(r_{\max} + r_{\min}) \ge` ``eccentricity``: on circular orbits
+    :math:`\nabla H \parallel \nabla L`, so they are kept out. About 4% of box states qualify.
+    """
+    if not e_max < 0:
+        raise ValueError(f"yukawa: e_max must be negative (bound orbits), got {e_max}")
+    lam = screening
+
+    def dV(q: Tensor) -> Tensor:
+        r = q.norm(dim=-1, keepdim=True)
+        return torch.exp(-r / lam) * (1 / r**2 + 1 / (lam * r)) * q / r   # V'(r) q/r
+
+    def V(q: Tensor) -> Tensor:
+        r = q.norm(dim=-1)
+        return -torch.exp(-r / lam) / r
+
+    H = lambda x: _T(x[..., 2:]) + V(x[..., :2])  # noqa: E731
+    L = lambda x: x[..., 0] * x[..., 3] - x[..., 1] * x[..., 2]  # noqa: E731
+
+    def admissible(x: Tensor) -> Tensor:
+        # for E < 0, {r : V_eff(r) <= E} is one interval [r_min, r_max] around r0 (V_eff < 0 iff
+        # r e^{-r/lam} > L^2/2, unimodal in r), so r_min >= r_floor iff r0 >= r_floor and V_eff(r_floor) > E;
+        # r_max <= 1/|E| since V >= -1/r. The turning points for the eccentricity by bisection.
+        E, L2, r0 = H(x), L(x) ** 2, x[..., :2].norm(dim=-1)
+        veff = lambda r, L2, E: L2 / (2 * r * r) - torch.exp(-r / lam) / r - E  # noqa: E731
+        floor = torch.full_like(r0, r_floor)
+        ok = (E <= e_max) & (r0 >= r_floor) & (veff(floor, L2, E) > 0)
+        i = ok.nonzero().squeeze(-1)
+        if i.numel():
+            g = lambda r: veff(r, L2[i], E[i])  # noqa: E731
+            r_min, r_max = _turning_point(g, floor[i], r0[i]), _turning_point(g, r0[i], 1 / E[i].abs())
+            ok[i] = (r_max - r_min) >= eccentricity * (r_max + r_min)
+        return ok
+
+    a, w = amplitude, 1.5 * amplitude
+    return DynamicalSystem(
+        name="yukawa", dim=4, vector_field=_field(2, dV), n_dof=2, hamiltonian=H, dT_dp=_kin, dV_dq=dV,
+        region=InitialRegion((0.0,) * 4, (w, w, a, a),
+                             f"x, y ~ U(-{w:g}, {w:g}), p_x, p_y ~ U(-{a:g}, {a:g}); H <= {e_max:g}, "
+                             f"r_min >= {r_floor:g}, eccentricity >= {eccentricity:g}"),
+        invariants={"H": H, "L": L}, expected=2, expected_involution=2, params={"screening": lam},
+        notes="central, not Kepler: energy and angular momentum (precessing orbits fill annuli)",
+        admissible=admissible)
+
+
+def sir(beta: float = 0.5, gamma: float = 0.125, amplitude: float = 1.0) -> DynamicalSystem:
+    r"""SIR epidemic in :math:`(S, I)`: :math:`\dot S = -\beta S I`, :math:`\dot I = \beta S I - \gamma I`;
+    one integral :math:`C = S + I - (\gamma/\beta)\ln S`.
+
+    A first-order system, not Hamiltonian in :math:`(S, I)` (``n_dof = None``, layout ``"none"``, no
+    ``hamiltonian``, integrated by DOP853). It is Hamiltonian in :math:`(u, v) = (\ln S, \ln I)`:
+    :math:`\dot u = \partial K/\partial v`, :math:`\dot v = -\partial K/\partial u` with
+    :math:`K = \gamma u - \beta(e^u + e^v) = -\beta C` (so ``expected_involution = 1``). Every point of
+    :math:`I = 0` is an equilibrium; trajectories end there at :math:`S_\infty < \gamma/\beta`.
+    Region :math:`S \sim U(0.6 \mp 0.35a)`, :math:`I \sim U(0.1 \mp 0.09a)`, kept where
+    :math:`S, I > 0` and :math:`S + I \le 1` (fractions of a population). The rates
+    (:math:`R_0 = \beta/\gamma = 4`) put every epidemic's peak before :math:`t = 26` and keep it visible
+    (:math:`I \ge` 1% of the peak) up to :math:`t = 50`, the length of a default ``sciml simulate`` run.
+    """
+    if not (beta > 0 and gamma > 0):
+        raise ValueError(f"sir: beta and gamma must be > 0, got {beta}, {gamma}")
+
+    def f(x: Tensor) -> Tensor:
+        S, I = x[..., 0], x[..., 1]
+        return torch.stack([-beta * S * I, beta * S * I - gamma * I], -1)
+
+    C = lambda x: x[..., 0] + x[..., 1] - (gamma / beta) * torch.log(x[..., 0])  # noqa: E731
+    ws, wi = 0.35 * amplitude, 0.09 * amplitude
+    return DynamicalSystem(
+        name="sir", dim=2, vector_field=f,
+        region=InitialRegion((0.6, 0.1), (ws, wi), f"S ~ U(0.6 -+ {ws:g}), I ~ U(0.1 -+ {wi:g}); S, I > 0, "
+                                                   f"S + I <= 1"),
+        invariants={"C": C}, expected=1, expected_involution=1, params={"beta": beta, "gamma": gamma},
+        notes="first-order, not Hamiltonian in (S, I): one integral, C = S + I - (gamma/beta) ln S",
+        admissible=lambda x: (x[..., 0] > 0) & (x[..., 1] > 0) & (x[..., 0] + x[..., 1] <= 1))
+
+
+def henon_heiles(energy: tuple[float, float] = (0.12, 0.16), amplitude: float = 1.0) -> DynamicalSystem:
+    r"""Henon-Heiles :math:`H = (p_x^2 + p_y^2 + x^2 + y^2)/2 + x^2 y - y^3/3`; one integral, H.
+
+    Non-integrable; below the escape energy 1/6 the bounded well is the triangle with vertices at the
+    three saddles :math:`(0, 1), (\pm\sqrt3/2, -1/2)`, since
+    :math:`V - 1/6 = -\tfrac13 (y + \tfrac12)(y - 1 - \sqrt3 x)(y - 1 + \sqrt3 x)`. Initial states lie on
+    the energy shell ``energy`` (default :math:`[0.12, 0.16]`: 64% of its trajectories are chaotic, 80% of
+    those above 0.14; ``docs/systems.md``) inside the triangle, drawn from its bounding box
+    :math:`x \in [-\sqrt3/2, \sqrt3/2]`, :math:`y \in [-1/2, 1]`, :math:`|p_i| \le \sqrt{2 E_{hi}}`.
+    ``amplitude`` is not used: the shell and the triangle fix the region.
+    """
+    lo, hi = energy
+    if not 0 < lo < hi < 1 / 6:
+        raise ValueError(f"henon-heiles: energy shell must satisfy 0 < lo < hi < 1/6 (bounded), got {energy}")
+
+    def dV(q: Tensor) -> Tensor:
+        x, y = q[..., 0], q[..., 1]
+        return torch.stack([x + 2 * x * y, y + x * x - y * y], -1)
+
+    def H(x: Tensor) -> Tensor:
+        X, Y = x[..., 0], x[..., 1]
+        return _T(x[..., 2:]) + 0.5 * (X * X + Y * Y) + X * X * Y - Y**3 / 3
+
+    def inside(x: Tensor) -> Tensor:
+        X, Y = x[..., 0], x[..., 1]
+        s3 = math.sqrt(3.0)
+        return (Y > -0.5) & (Y < 1 + s3 * X) & (Y < 1 - s3 * X)
+
+    pw = math.sqrt(2 * hi)
+    return DynamicalSystem(
+        name="henon-heiles", dim=4, vector_field=_field(2, dV), n_dof=2, hamiltonian=H, dT_dp=_kin, dV_dq=dV,
+        region=InitialRegion((0.0, 0.25, 0.0, 0.0), (math.sqrt(3) / 2, 0.75, pw, pw),
+                             f"H in [{lo:g}, {hi:g}] inside the saddle triangle (chaotic shell)"),
+        invariants={"H": H}, expected=1, expected_involution=1, params={"energy": [lo, hi]},
+        notes="non-integrable, chaotic shell below the escape energy 1/6: energy only",
+        min_energy=lo, max_energy=hi, admissible=inside)
+
+
+# ---------------------------------------------------------------------------------------------------
 SYSTEMS: dict[str, Callable[..., DynamicalSystem]] = {
     "ho1d": lambda n=None, **kw: harmonic_1d(**kw),
     "ho2d-iso": lambda n=None, **kw: harmonic_2d((1.0, 1.0), **kw),
@@ -440,8 +633,16 @@ SYSTEMS: dict[str, Callable[..., DynamicalSystem]] = {
     "fput-beta-periodic": lambda n=3, **kw: fput(n, "beta", "periodic", **kw),
     "fput-beta-fixed": lambda n=3, **kw: fput(n, "beta", "fixed", **kw),
     "calogero": lambda n=3, **kw: calogero(n, **kw),
+    "pendulum": lambda n=None, **kw: pendulum(**kw),
+    "morse": lambda n=None, **kw: morse(**kw),
+    "yukawa": lambda n=None, **kw: yukawa(**kw),
+    "sir": lambda n=None, **kw: sir(**kw),
+    "henon-heiles": lambda n=None, **kw: henon_heiles(**kw),
 }
-HAS_N = {k for k in SYSTEMS if not k.startswith("ho")}
+FIXED_DIM = {"ho1d": 2, "ho2d-iso": 4, "ho2d-1to2": 4, "ho2d-incommensurate": 4, "pendulum": 2, "morse": 2,
+             "yukawa": 4, "sir": 2, "henon-heiles": 4}
+"""State dimension of the systems without a size ``n`` (the others: ``2 n``)."""
+HAS_N = {k for k in SYSTEMS if k not in FIXED_DIM}
 
 
 def state_dim(name: str, n: int | None = None) -> int:
@@ -455,7 +656,7 @@ def state_dim(name: str, n: int | None = None) -> int:
         raise KeyError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
     if name in HAS_N:
         return 2 * (n if n is not None else 3)
-    return 2 if name == "ho1d" else 4
+    return FIXED_DIM[name]
 
 
 def scratch_values(name: str, n: int | None = None) -> int:
