@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sciml.pinn.problem import Ball
+from sciml.pinn.problem import Ball, DistanceAnsatz, StationaryProblem, ball_distance
 from sciml.run.seeds import derived_generator
 
 __all__ = ["ManyBodySolution", "Derivatives", "two_body", "three_body", "StationaryOperator", "OPERATORS",
@@ -313,6 +313,13 @@ class HighDProblem:
                  g: Tensor | None = None) -> Tensor:
         """:math:`\\mathcal{N}[u] - g` from a candidate's terms (``g`` precomputed or evaluated here)."""
         return self.operator(u, grad_u, lap_u, x) - (self.rhs(x) if g is None else g)
+
+    def pinn_problem(self, *, hard: bool = False) -> StationaryProblem:
+        """This benchmark as a :class:`~sciml.pinn.problem.StationaryProblem` for ``sciml.fit(PINN, ...)``
+        (``hard``: with the ansatz :math:`u = (1 - \\|x\\|^2)\\,N(x)` built in; otherwise ``loss.hard``
+        decides)."""
+        return StationaryProblem(self.name, self.domain, self.operator, self.rhs, self.boundary, self.exact,
+                                 dict(self.params), DistanceAnsatz(ball_distance(self.domain)) if hard else None)
 
 
 def highd_problem(equation: str, d: int, body: int = 2, seed: int = 0) -> HighDProblem:

@@ -2,7 +2,10 @@
 :class:`~sciml.transfer.Transfer` and :class:`~sciml.transfer.Family`.
 
 The command line is where catalogue names become problems: ``problem.family`` (and the pre-trained
-run's family for ``transfer``/``family``) must name a family of ``problems/pdes.py``.
+run's family for ``transfer``/``family``) must name a family of ``problems/pdes.py``, or, with
+``problem.kind = "stationary"``, a benchmark of ``problems/highd.py`` (``poisson_two_body``,
+``sine_gordon_two_body``, ...; ``problem.value`` is then the seed of its coefficients). The config's
+``optim.max_seconds`` is the budget unless ``--max-seconds`` is given.
 
 All three run data-parallel under ``torchrun`` (see :mod:`sciml.run.distributed`): ``train`` and
 ``transfer`` shard the collocation points, ``family`` spreads the members over the ranks.
@@ -14,14 +17,30 @@ import time
 from pathlib import Path
 
 
-def problem_from_config(family: str, value: float, d: int):
-    """The catalogue's member of ``family`` at ``value`` in dimension ``d``.
+def problem_from_config(family: str, value: float, d: int, kind: str = "evolution"):
+    """The catalogue's member of ``family`` at ``value`` in dimension ``d``; for ``kind = "stationary"``
+    the benchmark ``family`` of ``problems/highd.py`` in R^d with coefficient seed ``value``.
 
     Raises:
-        ConfigError: ``family`` is not a family of ``problems/pdes.py``.
+        ConfigError: ``family`` is not a family of ``problems/pdes.py`` (a benchmark of ``problems/highd.py``).
     """
     from problems.pdes import FAMILIES, family_member
     from sciml.run import ConfigError
+
+    if kind == "stationary":
+        from problems.highd import BENCHMARKS, benchmark
+
+        if family not in BENCHMARKS:
+            raise ConfigError("problem.family", f"unknown stationary benchmark {family!r}; choose one of "
+                                                f"{sorted(BENCHMARKS)} (problems/highd.py), or train your own "
+                                                "StationaryProblem with sciml.fit")
+        if value != int(value) or value < 0:
+            raise ConfigError("problem.value", f"is the seed of the benchmark's coefficients, a whole number >= 0; "
+                                               f"got {value:g}")
+        try:
+            return benchmark(family, d, int(value)).pinn_problem()
+        except ValueError as e:
+            raise ConfigError("problem.d", str(e)) from None
 
     if family not in FAMILIES:
         raise ConfigError("problem.family", f"unknown PDE family {family!r}; choose one of {sorted(FAMILIES)} "
@@ -54,7 +73,10 @@ def _fit(args, method, cfg, problem, default_out, **options) -> int:
         check_resume_checkpoint(args.out, method.command)
     dist = init_distributed(args.device, args.backend)
     out = args.out if args.out is not None else default_out(dist)
-    res = fit(method, cfg, problem, dist=dist, **{**fit_options(args), "out": out}, **options)
+    opts = {**fit_options(args), "out": out}
+    if opts["max_seconds"] is None:  # the flag wins over the config's budget
+        opts["max_seconds"] = cfg.optim.max_seconds
+    res = fit(method, cfg, problem, dist=dist, **opts, **options)
     dist.close()  # not on an exception: torchrun stops the other ranks then
     if not dist.is_main:
         return res.exit_code
@@ -85,7 +107,7 @@ def cmd_train(args) -> int:
 
     cfg = _config(args, **{"optim.iters": args.iters})
     p = cfg.problem
-    problem = problem_from_config(p.family, p.value, p.d)
+    problem = problem_from_config(p.family, p.value, p.d, p.kind)
     return _fit(args, PINN, cfg, problem, _stamped(f"runs/pinn_{p.family}_{p.value:g}_d{p.d}"))
 
 
@@ -95,6 +117,11 @@ def _source_and_config(args, **flags):
 
     cfg = _config(args, **{"optim.iters": args.iters, "transfer.method": args.method, **flags})
     source = PINN.load(args.source)
+    if source.stationary:
+        from sciml.run import UsageError
+
+        raise UsageError("--from", f"{args.source} is a stationary run ({source.problem}); transfer and family "
+                                   "runs of stationary problems are not implemented: train each with `pinn train`")
     return source, cfg, source.config.problem
 
 
@@ -124,7 +151,7 @@ def register(subparsers) -> None:
     from sciml.cli import add_training_args
     from sciml.transfer import TRANSFER_STRATEGIES
 
-    p = subparsers.add_parser("pinn", help="PINNs for evolution PDEs; SVD-PINN transfer; family runs")
+    p = subparsers.add_parser("pinn", help="PINNs for evolution and stationary PDEs; SVD-PINN transfer; family runs")
     sub = p.add_subparsers(dest="pinn_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1], data_parallel=True)
 

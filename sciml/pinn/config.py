@@ -2,7 +2,8 @@
 
 Choices of strategy keys are the names of their registries (``laplacian.method``: :data:`LAPLACIANS`,
 ``sampling.sampler``: :data:`~sciml.pinn.sampling.SAMPLERS`). ``problem.family`` names a family of the
-catalogue (``problems/pdes.py``), which only the command line reads; the library trains the
+catalogue (``problems/pdes.py``; with ``problem.kind = "stationary"`` a benchmark of
+``problems/highd.py``, e.g. ``"poisson_two_body"``), which only the command line reads; the library trains the
 :class:`~sciml.pinn.problem.PDEProblem` it is given and records its name and dimension here. The
 ``[transfer]`` table belongs to :class:`sciml.transfer.TransferRunConfig`.
 """
@@ -24,8 +25,14 @@ ACTIVATIONS = ("tanh", "sin", "sigmoid", "silu", "softplus", "gelu", "relu3")
 
 @dataclass(frozen=True)
 class ProblemConfig:
-    family: str = param("allen_cahn", doc="PDE family of the catalogue (problems/pdes.py), for the command line")
-    value: float = param(0.0, doc="family parameter: eps (Allen-Cahn) or c (linear parabolic)")
+    kind: str = param("evolution", choices=("evolution", "stationary"),
+                      doc="evolution: u(t, x) on a time interval; stationary: u(x), the network sees x only "
+                          "(set from the problem a run trains on)")
+    family: str = param("allen_cahn", doc="PDE family of the catalogue (problems/pdes.py), or for a stationary "
+                                          "problem a benchmark of problems/highd.py (e.g. poisson_two_body), "
+                                          "for the command line")
+    value: float = param(0.0, doc="family parameter: eps (Allen-Cahn) or c (linear parabolic); for a stationary "
+                                  "benchmark the seed of its coefficients")
     d: int = param(10, ge=1, doc="spatial dimension (set from the problem a run trains on)")
     name: str = param("", doc="the trained problem's own name, set by the method from the problem it is given")
 
@@ -43,7 +50,7 @@ class SamplingConfig:
     r_min: float = param(0.0, ge=0, lt=1, doc="smallest radius of the radial sampler")
     n_interior: int = param(1000, ge=1)
     n_boundary: int = param(500, ge=0)
-    n_initial: int = param(500, ge=0)
+    n_initial: int = param(500, ge=0, doc="initial points (unused by a stationary problem)")
     n_test: int = param(10000, ge=1, doc="held-out test points, drawn like the interior points")
     resample: bool = param(False, doc="draw fresh collocation points every step")
 
@@ -53,8 +60,9 @@ class LossConfig:
     w_residual: float = param(1.0, ge=0)
     w_boundary: float = param(100.0, ge=0, doc="the released code weights boundary and initial MSE by 100")
     w_initial: float = param(100.0, ge=0)
-    hard: str = param("none", choices=("none", "initial", "initial_boundary"),
-                      doc="hard constraints by the ansatz u = h(x) + (t - t0) [(R^2 - |x|^2)] N (soft otherwise)")
+    hard: str = param("none", choices=("none", "initial", "initial_boundary", "boundary"),
+                      doc="hard constraints by the ansatz u = h(x) + (t - t0) [(R^2 - |x|^2)] N (soft otherwise); "
+                          "boundary (stationary): u = g(x) + phi(x) N(x), phi the domain's distance factor")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class OptimConfig:
     decay_steps: int = param(1000, ge=1)
     lbfgs_iters: int = param(0, ge=0, doc="L-BFGS polishing iterations after Adam")
     lbfgs_lr: float = param(1.0, gt=0)
+    max_seconds: float | None = param(None, gt=0, doc="wall-clock budget of the training, resumed sessions "
+                                                      "included (the command line's --max-seconds wins)")
 
 
 @dataclass(frozen=True)

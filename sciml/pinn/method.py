@@ -36,12 +36,18 @@ from sciml.run.distributed import DistContext
 
 from .config import PINNConfig
 from .network import build_network
-from .problem import PDEProblem
+from .problem import PDEProblem, StationaryProblem, is_stationary
 from .report import save_model, write_run_outputs
-from .solver import Trainer, dtype_of, identity_parametrisation, predict, with_hard_constraints
+from .solver import Trainer, dtype_of, identity_parametrisation, predict, predict_stationary, with_hard_constraints
 
 __all__ = ["PINN", "PINNMethodBase", "TrainedPINN", "CheckpointError", "memory_estimate", "check_memory",
-           "read_model", "check_resume_checkpoint", "resolve_problem"]
+           "read_model", "check_resume_checkpoint", "resolve_problem", "input_dim"]
+
+
+def input_dim(cfg: PINNConfig) -> int:
+    """The network's input size: :math:`d + 1` for :math:`(t, x)`, :math:`d` for a stationary problem."""
+    return cfg.problem.d + (0 if cfg.problem.kind == "stationary" else 1)
+
 
 @dataclass
 class TrainedPINN:
@@ -50,7 +56,8 @@ class TrainedPINN:
     Attributes:
         module: the network's structure (its own parameters are not used).
         params: the trained parameters by name: :math:`u_\\theta(t, x)` is
-            ``predict(module, params, t, x, t_shift=t_shift)`` (see :meth:`predict`).
+            ``predict(module, params, t, x, t_shift=t_shift)`` (see :meth:`predict`); for a stationary
+            problem (``config.problem.kind``) :math:`u_\\theta(x)` is ``predict_stationary(module, params, x)``.
         config: the resolved config it was trained with.
         problem: the trained problem's name.
         t_shift: the network sees :math:`(t - t_\\text{shift}, x)` (the middle of the time interval).
@@ -75,21 +82,33 @@ class TrainedPINN:
     method: str = "pinn"
     trainer: Trainer | None = field(default=None, repr=False, compare=False)
 
-    def predict(self, t: Tensor, x: Tensor, problem: PDEProblem | None = None) -> Tensor:
-        """The solution :math:`u(t, x)`, shape ``(N,)``: the network, or with hard constraints
-        (``config.loss.hard``) the ansatz :math:`A + B\\,u_\\theta` built from ``problem``'s data.
+    @property
+    def stationary(self) -> bool:
+        """Whether the network is :math:`u_\\theta(x)` (a stationary problem), not :math:`u_\\theta(t, x)`."""
+        return self.config.problem.kind == "stationary"
+
+    def predict(self, t: Tensor, x: Tensor | None = None,
+                problem: PDEProblem | StationaryProblem | None = None) -> Tensor:
+        """The solution :math:`u(t, x)`, or :math:`u(x)` for a stationary problem (``predict(x)``), shape
+        ``(N,)``: the network, or with hard constraints (``config.loss.hard``, or the problem's own ansatz)
+        the ansatz :math:`A + B\\,u_\\theta` built from ``problem``'s data.
 
         Raises:
             ValueError: the network was trained with hard constraints and no problem is given.
         """
+        if self.stationary:
+            return predict_stationary(self.module, self.params, t if x is None else x, hard=self._hard(problem))
+        return predict(self.module, self.params, t, x, t_shift=self.t_shift, hard=self._hard(problem))
+
+    def _hard(self, problem):
         hard = None
         if problem is not None:
             hard = problem.hard if problem.hard is not None else \
                 with_hard_constraints(problem, self.config.loss.hard).hard
         elif self.config.loss.hard != "none":
             raise ValueError(f"this network was trained with loss.hard = {self.config.loss.hard!r}: pass the "
-                             "problem, whose initial data the ansatz uses")
-        return predict(self.module, self.params, t, x, t_shift=self.t_shift, hard=hard)
+                             "problem, whose data the ansatz uses")
+        return hard
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -98,7 +117,7 @@ def memory_estimate(cfg: PINNConfig, d: int, *, k: int = 1) -> dict[str, int]:
     peak: enough to refuse sizes that cannot fit, see the module docstring)."""
     item = 8 if cfg.dtype == "float64" else 4
     widths = [int(w) for w in cfg.model.widths]
-    dims = [d + 1, *widths, 1]
+    dims = [d + (0 if cfg.problem.kind == "stationary" else 1), *widths, 1]
     n_par = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
     s, lap = cfg.sampling, cfg.laplacian
     method = lap.method if lap.method != "auto" else ("forward" if d <= 64 else "sdgd")
@@ -152,18 +171,20 @@ def check_memory(cfg: PINNConfig, d: int, device: torch.device, *, k: int = 1,
                            + (" or set laplacian.chunk_size" if key == "sampling.n_interior" else ""))
 
 
-def resolve_problem(cfg: PINNConfig, problem: PDEProblem) -> tuple[PINNConfig, PDEProblem]:
-    """The problem with ``cfg.loss.hard``'s ansatz (unless it has one) and the config recording its name
-    and dimension (what is saved as ``config.toml`` and checked on resume)."""
-    if not isinstance(problem, PDEProblem):
-        raise TypeError(f"a PINN trains a PDEProblem, got {type(problem).__name__}; build one (e.g. with "
-                        "problems.pdes.family_member) and pass it to sciml.fit")
+def resolve_problem(cfg: PINNConfig, problem: PDEProblem | StationaryProblem
+                    ) -> tuple[PINNConfig, PDEProblem | StationaryProblem]:
+    """The problem with ``cfg.loss.hard``'s ansatz (unless it has one) and the config recording its name,
+    dimension and kind (what is saved as ``config.toml`` and checked on resume)."""
+    if not isinstance(problem, (PDEProblem, StationaryProblem)):
+        raise TypeError(f"a PINN trains a PDEProblem or StationaryProblem, got {type(problem).__name__}; build one "
+                        "(e.g. with problems.pdes.family_member) and pass it to sciml.fit")
     if problem.hard is None:
         try:
             problem = with_hard_constraints(problem, cfg.loss.hard)
         except ValueError as e:
             raise ConfigError("loss.hard", str(e)) from None
-    rec = dataclasses.replace(cfg.problem, name=problem.name, d=problem.d)
+    rec = dataclasses.replace(cfg.problem, name=problem.name, d=problem.d,
+                              kind="stationary" if is_stationary(problem) else "evolution")
     return dataclasses.replace(cfg, problem=rec), problem
 
 
@@ -192,6 +213,11 @@ class PINNMethodBase(MethodBase[Any]):
     @property
     def n_steps(self) -> int:
         return self.engine.n_steps
+
+    @property
+    def max_seconds(self) -> float | None:
+        """The config's wall-clock budget (``optim.max_seconds``), for ``fit`` when it is given none."""
+        return self.config.optim.max_seconds
 
     def step(self, i: int) -> dict[str, float]:
         return self.engine.step(i)
@@ -276,7 +302,7 @@ class PINN(PINNMethodBase):
         elif laplacian is not None:
             extra["laplacian_object"] = repr(laplacian)
         check_memory(config, problem.d, device)
-        module = build_network(problem.d + 1, config.model.widths, config.model.activation).to(
+        module = build_network(input_dim(config), config.model.widths, config.model.activation).to(
             device=device, dtype=dtype_of(config))
         trainer = Trainer(problem, module, identity_parametrisation(module), config, device=device, dist=dist,
                           laplacian=laplacian if laplacian is not None and not isinstance(laplacian, str) else None)
@@ -292,7 +318,7 @@ class PINN(PINNMethodBase):
         """
         blob, meta = read_model(run_dir, expect=("pinn train", "pinn transfer"))
         cfg = _config_of(blob, run_dir)
-        module = build_network(cfg.problem.d + 1, cfg.model.widths, cfg.model.activation).to(
+        module = build_network(input_dim(cfg), cfg.model.widths, cfg.model.activation).to(
             device=device, dtype=dtype_of(cfg))
         params = _checked_params(blob, module, run_dir, device, dtype_of(cfg))
         return TrainedPINN(module, params, cfg, str(meta.get("problem", cfg.problem.name)),

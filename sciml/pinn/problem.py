@@ -21,22 +21,48 @@ lines::
 A family (same operator, different data) is a list of problems that differ only in ``rhs``,
 ``boundary``, ``initial`` and ``exact``; :mod:`sciml.transfer` uses that to train members together.
 Problems are data: frozen dataclasses with callables, knowing nothing of networks or trainers.
+
+A **stationary** problem has no time: :math:`\mathcal{N}[u](x) = f(x)` in :math:`\Omega`, :math:`u = g` on
+:math:`\partial\Omega`, with the operator a function of :math:`(u, \nabla u, \Delta u, x)` (the signature of
+``problems.highd.StationaryOperator``); the network sees :math:`x` only. Dirichlet data are imposed
+exactly by a :class:`DistanceAnsatz`,
+
+.. math::
+    u(x) = g_\text{lift}(x) + \varphi(x)\, N_\theta(x),\qquad \varphi = 0 \text{ on } \partial\Omega,\
+    \varphi > 0 \text{ in } \Omega,
+
+with :math:`g_\text{lift}` any smooth extension of :math:`g` into :math:`\Omega`: then :math:`u = g` on the
+boundary whatever the network, and only the residual is trained. :func:`ball_distance` and
+:func:`box_distance` build :math:`\varphi` for the two domains; any smooth per-point callable will do::
+
+    poisson = StationaryProblem(
+        name="poisson", domain=Ball(d=5),
+        operator=lambda u, grad_u, lap_u, x: -lap_u,                 # -Lap u = f
+        rhs=lambda x: 2 * x.shape[-1] * torch.ones_like(x[..., 0]),  # u = 1 - |x|^2
+        boundary=lambda x: torch.zeros_like(x[..., 0]),
+        hard=DistanceAnsatz(ball_distance(Ball(d=5))),               # u = (1 - |x|^2) N(x)
+    )
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor
 
 from sciml.autodiff import EvolutionDerivatives
 
-__all__ = ["Ball", "Box", "PDEProblem", "HardDirichlet", "Operator"]
+__all__ = ["Ball", "Box", "PDEProblem", "HardDirichlet", "Operator", "StationaryProblem", "StationaryOperatorFn",
+           "DistanceAnsatz", "ball_distance", "box_distance", "is_stationary"]
 
 #: ``operator(terms, t, x) -> (N,)``: the left-hand side :math:`\mathcal{N}[u]` from the core's terms.
 Operator = Callable[[EvolutionDerivatives, Tensor, Tensor], Tensor]
+
+#: ``operator(u, grad_u, lap_u, x) -> (N,)``: the left-hand side of a stationary problem, from
+#: ``u (N,)``, ``grad_u (N, d)``, ``lap_u (N,)`` and the points ``x (N, d)``.
+StationaryOperatorFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,7 @@ class PDEProblem:
     exact: Callable[[Tensor, Tensor], Tensor] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     hard: HardDirichlet | None = None
+    stationary: ClassVar[bool] = False
 
     def __post_init__(self):
         t0, t1 = self.t_range
@@ -133,3 +160,113 @@ class PDEProblem:
     def residual(self, terms: EvolutionDerivatives, t: Tensor, x: Tensor, f: Tensor | None = None) -> Tensor:
         """:math:`\\mathcal{N}[u] - f` at the points (``f`` precomputed or evaluated here)."""
         return self.operator(terms, t, x) - (self.rhs(t, x) if f is None else f)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stationary problems
+def ball_distance(ball: Ball, *, normalised: bool = True) -> Callable[[Tensor], Tensor]:
+    r"""The factor :math:`\varphi(x) = 1 - \|x - c\|^2/R^2` (``normalised``) or :math:`R^2 - \|x - c\|^2`.
+
+    Zero on the sphere, positive inside, smooth (:math:`\nabla\varphi = -2(x - c)/R^2`,
+    :math:`\Delta\varphi = -2d/R^2` normalised). Per point: ``x (..., d) -> (...)``.
+    """
+    r2 = float(ball.radius) ** 2
+    c = ball.center_tensor(dtype=torch.float64)
+    scale = 1.0 / r2 if normalised else 1.0
+
+    def phi(x: Tensor) -> Tensor:
+        return scale * (r2 - ((x - c.to(x)) ** 2).sum(-1))
+
+    return phi
+
+
+def box_distance(box: Box, *, kind: str = "product") -> Callable[[Tensor], Tensor]:
+    r"""A factor vanishing on the faces of the box :math:`\prod_i (a_i, b_i)`, from
+    :math:`\psi_i(x) = 4 (x_i - a_i)(b_i - x_i) / (b_i - a_i)^2 \in (0, 1]` (one at the centre):
+
+    * ``"product"``: :math:`\varphi = \prod_i \psi_i` (a polynomial; at the centre 1, but
+      :math:`O(4^{-d})` near the corners, so prefer ``"harmonic"`` in high d);
+    * ``"harmonic"``: :math:`\varphi = \big(\sum_i 1/\psi_i\big)^{-1}`, smooth inside, behaving like the
+      smallest :math:`\psi_i` (the distance to the nearest face, up to a factor) near a face, and
+      :math:`1/d` at the centre.
+
+    Per point: ``x (..., d) -> (...)``.
+    """
+    lo = torch.tensor(box.low, dtype=torch.float64)
+    hi = torch.tensor(box.high, dtype=torch.float64)
+    if kind not in ("product", "harmonic"):
+        raise ValueError(f"box_distance kind must be 'product' or 'harmonic', got {kind!r}")
+
+    def psi(x: Tensor) -> Tensor:
+        a, b = lo.to(x), hi.to(x)
+        return 4 * (x - a) * (b - x) / (b - a) ** 2
+
+    if kind == "product":
+        return lambda x: psi(x).prod(-1)
+    return lambda x: 1 / (1 / psi(x)).sum(-1)
+
+
+def _zero(x: Tensor) -> Tensor:
+    return torch.zeros_like(x[..., 0])
+
+
+@dataclass(frozen=True)
+class DistanceAnsatz:
+    r"""Exact Dirichlet data by :math:`u = g_\text{lift}(x) + \varphi(x)\,N_\theta(x)`.
+
+    Attributes:
+        phi: :math:`\varphi`, zero on the boundary and positive inside (:func:`ball_distance`,
+            :func:`box_distance`, or any smooth function), per point ``x (d,) -> ()``.
+        lift: :math:`g_\text{lift}`, a smooth function on the closed domain equal to the Dirichlet data on
+            the boundary (``None``: zero data), per point ``x (d,) -> ()``.
+
+    Both are differentiated exactly (Hessian trace) and combined with the network's terms by the product
+    rule, :math:`\Delta u = \Delta g_\text{lift} + N\Delta\varphi + 2\nabla\varphi\cdot\nabla N + \varphi\Delta N`,
+    so any Laplacian method (also a stochastic one) still applies to the network.
+    """
+
+    phi: Callable[[Tensor], Tensor]
+    lift: Callable[[Tensor], Tensor] | None = None
+
+    def lift_or_zero(self) -> Callable[[Tensor], Tensor]:
+        return self.lift if self.lift is not None else _zero
+
+
+@dataclass(frozen=True)
+class StationaryProblem:
+    r"""A stationary PDE :math:`\mathcal{N}[u] = f` in ``domain``, :math:`u = g` on its boundary.
+
+    Attributes:
+        name: label for logs and results.
+        domain: :class:`Ball` or :class:`Box`.
+        operator: ``operator(u, grad_u, lap_u, x)`` (:data:`StationaryOperatorFn`; a
+            ``problems.highd.StationaryOperator`` is one).
+        rhs: ``f(x)``, batched: ``x (N, d)`` -> ``(N,)``.
+        boundary: Dirichlet data ``g(x)`` on the boundary (``None``: no boundary loss).
+        exact: the exact solution ``u(x)`` if known (used for test metrics).
+        params: the record of the problem (e.g. ``{"equation": "poisson", "d": 5}``).
+        hard: optional :class:`DistanceAnsatz` imposing the Dirichlet data exactly.
+    """
+
+    name: str
+    domain: Ball | Box
+    operator: StationaryOperatorFn
+    rhs: Callable[[Tensor], Tensor]
+    boundary: Callable[[Tensor], Tensor] | None = None
+    exact: Callable[[Tensor], Tensor] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    hard: DistanceAnsatz | None = None
+    stationary: ClassVar[bool] = True
+
+    @property
+    def d(self) -> int:
+        return self.domain.d
+
+    def residual(self, u: Tensor, grad_u: Tensor, lap_u: Tensor, x: Tensor, f: Tensor | None = None) -> Tensor:
+        r""":math:`\mathcal{N}[u] - f` at the points (``f`` precomputed or evaluated here)."""
+        return self.operator(u, grad_u, lap_u, x) - (self.rhs(x) if f is None else f)
+
+
+def is_stationary(problem: Any) -> bool:
+    """Whether ``problem`` has no time (a :class:`StationaryProblem`): the network then sees ``x`` only."""
+    return bool(getattr(problem, "stationary", False))

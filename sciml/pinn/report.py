@@ -11,8 +11,8 @@ from torch import nn
 
 from sciml.run import RunDir, atomic_torch_save, config_to_dict
 
-from .problem import Ball
-from .solver import Trainer, predict
+from .problem import Ball, is_stationary
+from .solver import Trainer, predict, predict_stationary
 
 __all__ = ["radial_slice", "write_run_outputs", "save_model", "plot_errors", "plot_slice"]
 
@@ -20,9 +20,11 @@ __all__ = ["radial_slice", "write_run_outputs", "save_model", "plot_errors", "pl
 @torch.no_grad()
 def radial_slice(trainer: Trainer, n: int = 201, t: float | None = None, theta=None, problem=None
                  ) -> dict[str, np.ndarray]:
-    """Prediction and exact solution along ``x = r e_1``, r in [0, R] (ball) or the box diagonal, at time t."""
+    """Prediction and exact solution along ``x = r e_1``, r in [0, R] (ball) or the box diagonal, at time t
+    (no time for a stationary problem)."""
     prob = trainer.problem if problem is None else problem
-    t = prob.t_range[1] if t is None else t
+    stationary = is_stationary(prob)
+    t = 0.0 if stationary else prob.t_range[1] if t is None else t
     dt = trainer.points.x_in.dtype
     dev = trainer.device
     s = torch.linspace(0, 1, n, device=dev, dtype=dt)
@@ -34,10 +36,13 @@ def radial_slice(trainer: Trainer, n: int = 201, t: float | None = None, theta=N
         x = lo + s[:, None] * (hi - lo)
     tt = torch.full_like(s, t)
     params = trainer.par.params(theta)
-    u = predict(trainer.module, params, tt, x, t_shift=trainer.t_shift, hard=prob.hard)
+    if stationary:
+        u = predict_stationary(trainer.module, params, x, hard=prob.hard)
+    else:
+        u = predict(trainer.module, params, tt, x, t_shift=trainer.t_shift, hard=prob.hard)
     out = {"s": s.cpu().numpy(), "t": np.float64(t), "u_pred": u.cpu().numpy()}
     if prob.exact is not None:
-        out["u_exact"] = prob.exact(tt, x).cpu().numpy()
+        out["u_exact"] = (prob.exact(x) if stationary else prob.exact(tt, x)).cpu().numpy()
     return out
 
 
@@ -100,12 +105,14 @@ def write_run_outputs(run: RunDir, trainer: Trainer, result, *, label: str = "pi
     members' error histories in ``member_history``.
     """
     hist = np.asarray(trainer.history, dtype=float).reshape(-1, 3)
-    t0, t1 = trainer.problem.t_range
-    if trainer.objective.family:  # one slice per member at t1, from its own slice of the stacked parameters
+    if is_stationary(trainer.problem):
+        slices = {"stationary": radial_slice(trainer)}
+    elif trainer.objective.family:
+        t1 = trainer.problem.t_range[1]  # one slice per member at t1, from its own slice of the stacked parameters
         slices = {m.name: radial_slice(trainer, t=t1, problem=m, theta={n: v[k] for n, v in trainer.par.theta.items()})
                   for k, m in enumerate(trainer.members)}
     else:
-        slices = {f"t={t:g}": radial_slice(trainer, t=t) for t in (t0, t1)}
+        slices = {f"t={t:g}": radial_slice(trainer, t=t) for t in trainer.problem.t_range}
     arrays: dict[str, Any] = {"history": {"step": hist[:, 0], "rel_l2": hist[:, 1], "rel_l2_sq": hist[:, 2]},
                               "slice": {f"slice_{i}": v for i, v in enumerate(slices.values())}}
     if trainer.member_history:

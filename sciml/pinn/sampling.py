@@ -23,7 +23,7 @@ from torch import Tensor
 
 from sciml.registry import Registry
 
-from .problem import Ball, Box, PDEProblem
+from .problem import Ball, Box, PDEProblem, StationaryProblem, is_stationary
 
 __all__ = ["SAMPLERS", "UniformBall", "RadialUniformBall", "Points", "sample_points", "sample_domain",
            "sample_boundary"]
@@ -112,10 +112,20 @@ class Points:
         return Points(*(v.to(device=device, dtype=dtype) for v in (self.t_in, self.x_in, self.t_bd, self.x_bd, self.x_ic)))
 
 
-def sample_points(problem: PDEProblem, n_interior: int, n_boundary: int, n_initial: int, *,
+def sample_points(problem: PDEProblem | StationaryProblem, n_interior: int, n_boundary: int, n_initial: int, *,
                   sampler: BallSampler = UniformBall(), generator=None, device=None,
                   dtype=torch.float32) -> Points:
-    """Interior, boundary and initial collocation points for ``problem`` (times uniform in ``t_range``)."""
+    """Interior, boundary and initial collocation points for ``problem`` (times uniform in ``t_range``).
+
+    A stationary problem has no times and no initial points: ``t_in`` and ``t_bd`` are zeros (unused,
+    nothing drawn for them) and ``x_ic`` is empty, whatever ``n_initial``.
+    """
+    if is_stationary(problem):
+        dom = problem.domain
+        x_in = sample_domain(dom, n_interior, sampler=sampler, generator=generator, device=device, dtype=dtype)
+        x_bd = sample_boundary(dom, n_boundary, generator=generator, device=device, dtype=dtype)
+        return Points(x_in.new_zeros(n_interior), x_in, x_bd.new_zeros(n_boundary), x_bd,
+                      x_in.new_zeros(0, dom.d))
     t0, t1 = problem.t_range
 
     def times(n):

@@ -16,6 +16,12 @@ the identity for a plain PINN, :math:`W = U\,\mathrm{diag}(s)\,V^\top` for the S
 :class:`Objective` (the trainer's loss strategy) says what is trained: one problem
 (:class:`MemberObjective`) or K family members at once (:class:`sciml.transfer.FamilyObjective`).
 
+A :class:`~sciml.pinn.problem.StationaryProblem` (no time) is trained by the same trainer: the network
+sees :math:`x` only, the Laplacian method runs over all of its inputs (:func:`stationary_terms`), the
+operator gets :math:`(u, \nabla u, \Delta u, x)`, there are no initial points, and a
+:class:`~sciml.pinn.problem.DistanceAnsatz` imposes the Dirichlet data exactly
+(:func:`stationary_loss`).
+
 Test metrics: ``rel_l2`` :math:`= \|u_\theta - u\| / \|u\|` on held-out points, and, labelled
 separately, ``rel_l2_sq`` :math:`= \|u_\theta - u\|^2/\|u\|^2`, what the released SVD-PINN code calls
 "relative error".
@@ -23,6 +29,7 @@ separately, ``rel_l2_sq`` :math:`= \|u_\theta - u\|^2/\|u\|^2`, what the release
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -40,14 +47,17 @@ from sciml.run.distributed import DistContext
 
 from .config import PINNConfig
 from .network import laplacian_for
-from .problem import Ball, HardDirichlet, PDEProblem
+from .problem import Ball, DistanceAnsatz, HardDirichlet, PDEProblem, StationaryProblem, ball_distance, box_distance, \
+    is_stationary
 from .sampling import SAMPLERS, Points, sample_domain, sample_points
 
 log = logging.getLogger("sciml.pinn")
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
-           "collocation", "shard_points", "flat_pinn_loss", "PARTS", "Objective", "MemberObjective", "dtype_of"]
+           "collocation", "shard_points", "flat_pinn_loss", "PARTS", "Objective", "MemberObjective", "dtype_of",
+           "StationaryDerivatives", "stationary_terms", "distance_terms", "stationary_loss", "flat_stationary_loss",
+           "predict_stationary", "default_distance"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -107,8 +117,11 @@ class Targets:
     h: Tensor
 
 
-def targets_for(problem: PDEProblem, pts: Points) -> Targets:
+def targets_for(problem: PDEProblem | StationaryProblem, pts: Points) -> Targets:
     z = pts.t_in.new_zeros(0)
+    if is_stationary(problem):
+        g = problem.boundary(pts.x_bd) if problem.boundary is not None else z
+        return Targets(problem.rhs(pts.x_in), g, z)
     g = problem.boundary(pts.t_bd, pts.x_bd) if problem.boundary is not None else z
     h = problem.initial(pts.x_ic) if problem.initial is not None else z
     return Targets(problem.rhs(pts.t_in, pts.x_in), g, h)
@@ -205,8 +218,90 @@ def flat_pinn_loss(module: nn.Module, problem: PDEProblem, method: AbstractLapla
     return fn
 
 
-def _fields(e: EvolutionDerivatives) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    return e.u, e.u_t, e.grad_x, e.lap_x
+def _fields(e) -> tuple[Tensor, ...]:
+    """The tensors of an :class:`EvolutionDerivatives` or :class:`StationaryDerivatives`, in field order."""
+    return tuple(getattr(e, f.name) for f in dataclasses.fields(e))
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StationaryDerivatives:
+    r"""The terms of a stationary PDE for :math:`u(x)`: value ``(N,)``, :math:`\nabla u` ``(N, d)``,
+    :math:`\Delta u` ``(N,)``."""
+
+    u: Tensor
+    grad: Tensor
+    lap: Tensor
+
+
+def stationary_terms(f: Any, params: Mapping[str, Tensor] | None, x: Tensor, *, method: AbstractLaplacian,
+                     noise: Tensor | None = None, chunk_size: int | None = None) -> StationaryDerivatives:
+    r""":math:`u, \nabla u, \Delta u` of a network (or per-point function) of ``x (N, d)`` alone, in one call
+    of ``method`` over all ``d`` inputs."""
+    out = method(f, params, x, dims=None, noise=noise, with_gradient=True, chunk_size=chunk_size)
+    return StationaryDerivatives(out.value, out.gradient, out.laplacian)
+
+
+def distance_terms(hard: DistanceAnsatz, x: Tensor) -> tuple[StationaryDerivatives, StationaryDerivatives]:
+    """Exact terms of the lift and of the distance factor at ``x`` (they do not depend on the parameters)."""
+    lift, phi = hard.lift_or_zero(), hard.phi
+    return (stationary_terms(lambda params, z: lift(z), {}, x, method=HessianTrace()),
+            stationary_terms(lambda params, z: phi(z), {}, x, method=HessianTrace()))
+
+
+def _distance_product(n: StationaryDerivatives, ab: tuple[StationaryDerivatives, StationaryDerivatives]
+                      ) -> StationaryDerivatives:
+    """Terms of :math:`u = g_\text{lift} + \varphi N` by the product rule from those of the network ``N``."""
+    a, b = ab
+    return StationaryDerivatives(
+        a.u + b.u * n.u,
+        a.grad + b.grad * n.u[:, None] + b.u[:, None] * n.grad,
+        a.lap + b.lap * n.u + 2 * (b.grad * n.grad).sum(-1) + b.u * n.lap,
+    )
+
+
+def predict_stationary(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, *,
+                       hard: DistanceAnsatz | None = None) -> Tensor:
+    """The solution of a stationary problem at ``x (N, d)``, shape ``(N,)`` (forward pass only)."""
+    u = functional_call(module, dict(params), (x,)).squeeze(-1)
+    if hard is not None:
+        u = vmap(hard.lift_or_zero())(x) + vmap(hard.phi)(x) * u
+    return u
+
+
+def stationary_loss(module: nn.Module, params: Mapping[str, Tensor], problem: StationaryProblem, pts: Points,
+                    tg: Targets, method: AbstractLaplacian, *, weights: tuple[float, float, float] = (1.0, 100.0, 100.0),
+                    noise: Tensor | None = None, chunk_size: int | None = None,
+                    ansatz: tuple[StationaryDerivatives, StationaryDerivatives] | None = None
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""The loss of a stationary problem, :math:`w_r \overline{|\mathcal{N}[u] - f|^2} + w_b \overline{|u - g|^2}`,
+    and its parts (``ic`` is zero). With a :class:`DistanceAnsatz` the boundary term is dropped: the data
+    hold exactly. ``ansatz``: precomputed :func:`distance_terms` at the interior points."""
+    terms = stationary_terms(module, params, pts.x_in, method=method, noise=noise, chunk_size=chunk_size)
+    hard = problem.hard
+    if hard is not None:
+        terms = _distance_product(terms, distance_terms(hard, pts.x_in) if ansatz is None else ansatz)
+    res = problem.operator(terms.u, terms.grad, terms.lap, pts.x_in) - tg.f
+    zero = res.new_zeros(())
+    parts = {"res": (res**2).mean(), "bc": zero, "ic": zero}
+    if tg.g.numel() > 0 and hard is None:
+        parts["bc"] = ((predict_stationary(module, params, pts.x_bd) - tg.g) ** 2).mean()
+    return weights[0] * parts["res"] + weights[1] * parts["bc"], parts
+
+
+def flat_stationary_loss(module: nn.Module, problem: StationaryProblem, method: AbstractLaplacian, build: Callable,
+                         *, weights: tuple[float, float, float], chunk_size: int | None) -> Callable[..., Tensor]:
+    """:func:`stationary_loss` with the signature of :func:`flat_pinn_loss` (the times and initial points
+    are accepted and unused; ``ab`` is the 6 tensors of the lift's and factor's terms or ``None``)."""
+
+    def fn(theta, const, t_in, x_in, t_bd, x_bd, x_ic, f, g, h, noise, ab):
+        ansatz = None if ab is None else (StationaryDerivatives(*ab[:3]), StationaryDerivatives(*ab[3:]))
+        loss, parts = stationary_loss(module, build(theta, const), problem, Points(t_in, x_in, t_bd, x_bd, x_ic),
+                                      Targets(f, g, h), method, weights=weights, noise=noise,
+                                      chunk_size=chunk_size, ansatz=ansatz)
+        return torch.stack([loss, *(parts[k] for k in PARTS)])
+
+    return fn
 
 
 def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
@@ -216,18 +311,41 @@ def relative_l2(pred: Tensor, exact: Tensor) -> tuple[float, float]:
     return math.sqrt(sq), sq
 
 
-def with_hard_constraints(problem: PDEProblem, mode: str) -> PDEProblem:
-    r"""``problem`` with the ansatz built from its own data (``mode`` = ``"none"``, ``"initial"`` or
-    ``"initial_boundary"``).
+def default_distance(domain) -> Callable[[Tensor], Tensor]:
+    """The built-in distance factor of ``domain``: :func:`~sciml.pinn.problem.ball_distance` (normalised)
+    for a ball, :func:`~sciml.pinn.problem.box_distance` (product) for a box."""
+    return ball_distance(domain) if isinstance(domain, Ball) else box_distance(domain)
+
+
+def _stationary_hard(problem: StationaryProblem, mode: str) -> StationaryProblem:
+    if mode != "boundary":
+        raise ValueError(f"a stationary problem has no initial data: loss.hard must be 'none' or 'boundary', "
+                         f"got {mode!r}")
+    if problem.boundary is None:
+        raise ValueError(f"loss.hard = 'boundary' needs the problem's Dirichlet data; {problem.name} has none")
+    g = problem.boundary
+    hard = DistanceAnsatz(default_distance(problem.domain), lambda x: g(x[None])[0])
+    return dataclasses.replace(problem, hard=hard)
+
+
+def with_hard_constraints(problem: PDEProblem | StationaryProblem, mode: str) -> PDEProblem | StationaryProblem:
+    r"""``problem`` with the ansatz built from its own data (``mode`` = ``"none"``, ``"initial"``,
+    ``"initial_boundary"`` or, for a stationary problem, ``"boundary"``).
 
     * ``"initial"``: :math:`u = h(x) + (t - t_0)\,N`; the boundary stays a soft constraint.
     * ``"initial_boundary"`` (ball only, needs :math:`g = 0` and :math:`h = 0` on the sphere, as for
       Allen-Cahn): :math:`u = h(x) + (t - t_0)(R^2 - \|x - c\|^2)\,N`.
+    * ``"boundary"`` (stationary): :math:`u = g(x) + \varphi(x)\,N` with :math:`\varphi` the domain's
+      :func:`default_distance`; the problem's ``boundary`` callable is the lift, so it must be defined
+      (and smooth) in the whole domain, as a closed-form ``g`` is.
     """
-    import dataclasses
-
     if mode == "none":
         return problem
+    if is_stationary(problem):
+        return _stationary_hard(problem, mode)
+    if mode == "boundary":
+        raise ValueError("loss.hard = 'boundary' is for stationary problems; an evolution problem takes 'initial' "
+                         "or 'initial_boundary'")
     if problem.initial is None:
         raise ValueError(f"hard constraints need the problem's initial data; {problem.name} has none")
     t0 = problem.t_range[0]
@@ -285,6 +403,10 @@ def make_test_set(problem: PDEProblem, cfg: PINNConfig, device) -> TestSet:
     if problem.exact is None:
         raise ValueError(f"problem {problem.name} has no exact solution: no test metrics")
     gen = torch.Generator(device).manual_seed(987654321)
+    if is_stationary(problem):  # no times: t is zeros, nothing drawn for it
+        x = sample_domain(problem.domain, cfg.sampling.n_test, sampler=sampler_of(cfg), generator=gen, device=device,
+                          dtype=dtype_of(cfg))
+        return TestSet(x.new_zeros(x.shape[0]), x, problem.exact(x))
     t0, t1 = problem.t_range
     n = cfg.sampling.n_test
     t = t0 + (t1 - t0) * torch.rand(n, generator=gen, device=device, dtype=dtype_of(cfg))
@@ -349,14 +471,18 @@ class MemberObjective:
         return targets_for(self.problem, pts)
 
     def flat_loss(self, module, method, build, *, weights, t_shift, chunk_size):
+        if is_stationary(self.problem):
+            return flat_stationary_loss(module, self.problem, method, build, weights=weights, chunk_size=chunk_size)
         return flat_pinn_loss(module, self.problem, method, build, weights=weights, t_shift=t_shift,
                               chunk_size=chunk_size)
 
     def predict(self, module, par, t, x, *, t_shift, theta=None):
+        if is_stationary(self.problem):
+            return predict_stationary(module, par.params(theta), x, hard=self.problem.hard)[None]
         return predict(module, par.params(theta), t, x, t_shift=t_shift, hard=self.problem.hard)[None]
 
     def exact(self, t, x):
-        return self.problem.exact(t, x)[None]
+        return (self.problem.exact(x) if is_stationary(self.problem) else self.problem.exact(t, x))[None]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -416,7 +542,7 @@ class Trainer:
         self.member_history: list[tuple[int, list[float]]] = []
         lap = cfg.laplacian.method if self.laplacian is None else self.laplacian
         self.method = laplacian_for(self.module, lap, problem.d, cfg.laplacian.probes)
-        self.t_shift = 0.5 * sum(problem.t_range)
+        self.t_shift = 0.0 if is_stationary(problem) else 0.5 * sum(problem.t_range)
         self.weights = (cfg.loss.w_residual, cfg.loss.w_boundary, cfg.loss.w_initial)
         self._make_optimisers()
         self.train_seconds = 0.0
@@ -492,8 +618,10 @@ class Trainer:
         if self.problem.hard is None:
             return None
         if self._ab is None or self._ab[0] is not self.points:
+            hard, p = self.problem.hard, self.points
             with torch.no_grad():
-                self._ab = (self.points, ansatz_terms(self.problem.hard, self.points.t_in, self.points.x_in))
+                self._ab = (p, distance_terms(hard, p.x_in) if is_stationary(self.problem)
+                            else ansatz_terms(hard, p.t_in, p.x_in))
         return self._ab[1]
 
     @torch.no_grad()

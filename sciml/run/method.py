@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Generic, Mapping, Protocol, TypeVar, runtime_c
 
 import torch
 
-from .config import ConfigError, config_to_dict, dump_toml
+from .config import ConfigError, config_to_dict, dump_toml, load_config
 from .errors import CheckpointError, UsageError, UserError
 from .loop import train_loop
 from .result import Result, Status
@@ -136,6 +136,10 @@ def check_run_config(run_dir: Path, config: Any) -> None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError("--resume", f"{path} is unreadable ({e}); start a new run in another folder") from None
     given = tomllib.loads(dump_toml(config_to_dict(config)))
+    try:  # keys added since the run was written compare at their defaults
+        saved = tomllib.loads(dump_toml(config_to_dict(load_config(saved, type(config)))))
+    except (UserError, TypeError):
+        pass  # a key this version no longer knows: compare the files as they are
     diffs = _diff(saved, given)
     if diffs:
         shown = "; ".join(f"{k}: run has {a!r}, given {b!r}" for k, a, b in diffs[:3])
@@ -194,7 +198,8 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
         out: run directory (``None``: nothing written).
         resume: continue ``out`` from its latest checkpoint (the config must match the run's).
         stop_at: stop after this many steps (``Status.INTERRUPTED``; resumable).
-        max_seconds: wall-clock budget of the training, resumed sessions included (``Status.BUDGET``).
+        max_seconds: wall-clock budget of the training, resumed sessions included (``Status.BUDGET``);
+            ``None``: the method's own ``max_seconds`` attribute if it has one (from its config).
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a distributed context's device wins).
         threads: torch CPU threads (``None``: torch's default).
         dist: a :class:`sciml.run.distributed.DistContext` for data-parallel methods (only rank 0 writes).
@@ -214,6 +219,8 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
         _precheck(out, None, resume, overwrite)
     seed_everything(int(getattr(config, "seed", 0)))
     m = method.build(config, problem, device=dev, dist=dist, **options)
+    if max_seconds is None:  # a budget in the method's config (e.g. optim.max_seconds)
+        max_seconds = getattr(m, "max_seconds", None)
     # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
     # saved, and what a resumed run must match; nothing has been written yet
     run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None

@@ -74,6 +74,9 @@ def _strategy(cfg: TransferRunConfig, strategy: str | TransferStrategy | None) -
 
 
 def _check_d(problem: PDEProblem, source: TrainedPINN) -> None:
+    if not isinstance(problem, PDEProblem) or getattr(source, "stationary", False):
+        raise ConfigError("problem.kind", f"the transfer wing re-trains evolution PINNs; {problem.name} or the "
+                                          "pre-trained network is stationary: train it with sciml.pinn.PINN")
     if problem.d != source.config.problem.d:
         raise ConfigError("problem.d", f"the target {problem.name} has d = {problem.d}, but the pre-trained network "
                                        f"takes d = {source.config.problem.d} (plus time)")
