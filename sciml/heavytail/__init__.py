@@ -4,7 +4,7 @@ normalising flows).
 See ``docs/heavytail.md``. Train with ``sciml.fit(HeavyTail, HeavyTailConfig(...), data)``; read a run
 back with ``HeavyTail.load(run_dir)`` (a :class:`HeavyTailModel` with ``sample(n, generator=)``).
 Registries: :data:`MODELS` (gan, particles, flow), :data:`DIVERGENCES` (alpha, kl, wasserstein),
-:data:`CONSTRAINTS` (gp, spectral, none). Objectives in :mod:`.objectives`, Lipschitz constraints in
+:data:`CONSTRAINTS` (gp, spectral, none), :data:`COORDINATES` (linear, log: where the generator and critic work). Objectives in :mod:`.objectives`, Lipschitz constraints in
 :mod:`.constraints`, networks in :mod:`.models`, the generators' strategies in :mod:`.strategies`, tail
 metrics in :mod:`.metrics`, the authors' 110-d submanifold metric in :mod:`.submanifold`.
 """
@@ -12,6 +12,7 @@ metrics in :mod:`.metrics`, the authors' 110-d submanifold metric in :mod:`.subm
 from .config import CriticConfig, FlowConfig, GANConfig, HeavyTailConfig, ParticleConfig
 from .constraints import (CONSTRAINTS, GradientPenalty, LipschitzConstraint, SpectralNormalization, Unconstrained,
                           make_constraint)
+from .coordinates import COORDINATES, Coordinates, LinearCoordinates, LogCoordinates
 from .data import prepare_data, training_bytes
 from .method import HeavyTail, HeavyTailModel
 from .metrics import ccdf_l1, evaluate_samples, hill, smoothed_hill, tail_probabilities
@@ -26,6 +27,7 @@ __all__ = [
     "HeavyTail", "HeavyTailModel",
     "CriticConfig", "FlowConfig", "GANConfig", "HeavyTailConfig", "ParticleConfig",
     "MODELS", "GenerativeModel", "GANModel", "ParticleModel", "FlowModel",
+    "COORDINATES", "Coordinates", "LinearCoordinates", "LogCoordinates",
     "CONSTRAINTS", "GradientPenalty", "LipschitzConstraint", "SpectralNormalization", "Unconstrained",
     "make_constraint",
     "DIVERGENCES", "AlphaDivergence", "FDivergence", "KLDivergence", "WassersteinCritic", "discrete_divergence",

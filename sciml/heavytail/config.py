@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
 from ..run import ConfigError, param
 from .constraints import CONSTRAINTS
+from .coordinates import COORDINATES
 from .models import LATENTS
 from .objectives import DIVERGENCES
 from .strategies import MODELS
@@ -30,25 +31,44 @@ class CriticConfig:
 
 @dataclass(frozen=True)
 class GANConfig:
-    """GAN generator: an MLP on latent noise."""
+    """GAN generator: an MLP on latent noise, ``x = T^{-1}(G(z))`` with ``T`` the coordinates.
 
-    latent: str = param("student", choices=LATENTS,
-                        doc="latent noise; a Lipschitz map of Gaussian noise cannot make power-law tails")
+    Default: log coordinates and Laplace noise, so the tail index of each direction is learned (the
+    generator's asymptotic slope). ``latent = "student"`` (or ``student_iid``) with ``coordinates =
+    "linear"`` is the option that puts the index in: the degrees of freedom of the latent."""
+
+    coordinates: str = param("log", choices=COORDINATES.names(),
+                             doc="generator and critic work in u = T(x); log: u = sign(x) log(1+|x|)")
+    latent: str = param("laplace", choices=LATENTS,
+                        doc="latent noise; a Lipschitz map of Gaussian noise cannot make power-law tails; "
+                            "student / student_iid put the data's Hill index in (with coordinates = linear)")
     latent_nu: float = param(0.0, ge=0, doc="latent Student-t degrees of freedom; 0 = smoothed Hill estimate of the data")
     latent_dim: int = param(0, ge=0, doc="latent dimension; 0 = data dimension")
     width: int = param(64, ge=1)
     depth: int = param(3, ge=1)
     activation: str = param("leaky_relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the generator")
+    order: str = param("data_gen", choices=("data_gen", "gen_data"),
+                       doc="data_gen: train on D_f(Q || P_G), which for alpha > 1 punishes generated tails lighter "
+                           "than the data's; gen_data: D_f(P_G || Q) as in the authors' code (zero-forcing: "
+                           "light tails cost little)")
+    scale: bool = param(False, doc="a learnable output scale per coordinate, started at the data's spread; "
+                                  "with log coordinates the tail parameter of each coordinate")
+    ema: float = param(0.0, ge=0, lt=1, doc="samples come from the moving average of the generator's weights "
+                                             "with this decay; 0 = the last weights")
 
 
 @dataclass(frozen=True)
 class ParticleConfig:
-    """Lipschitz-regularised generative particle flow: Y <- Y - dt grad phi(Y)."""
+    """Lipschitz-regularised generative particle flow: U <- U - dt grad_u phi(U), U = T(Y) the particles in
+    the coordinates ``T`` (log: each step moves 1 + |y_j| by at most the factor exp(L dt))."""
 
+    coordinates: str = param("log", choices=COORDINATES.names(),
+                             doc="the flow and critic work in u = T(y); log: u = sign(y) log(1+|y|); "
+                                 "linear: the constant-step flow, at most L dt per step")
     n_particles: int = param(0, ge=0, doc="number of particles; 0 = as many as data points")
-    dt: float = param(1.0, gt=0, doc="time step; with L the per-step move is at most dt*L")
-    init_scale: float = param(1.0, gt=0, doc="particles start as N(0, init_scale^2 I)")
+    dt: float = param(0.3, gt=0, doc="time step; with L the per-step move is at most dt*L (in the flow's coordinates)")
+    init_scale: float = param(1.0, gt=0, doc="particles start as N(0, init_scale^2 I) (in data coordinates)")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def demo(args) -> bool:
     t0 = time.perf_counter()
     base = evaluate_samples(np.random.default_rng(seed).standard_normal((2000, 1)), prob)
     cfg = load_config({"model": "particles", "steps": 1500, "batch": 500, "seed": seed, "alpha": 2.0, "lipschitz": 1.0,
-                       "critic": {"steps": 3, "width": 32, "depth": 2}, "particles": {"dt": 2.0}}, HeavyTailConfig)
+                       "critic": {"steps": 3, "width": 32, "depth": 2}, "particles": {"dt": 2.0, "coordinates": "linear"}}, HeavyTailConfig)
     res = fit(HeavyTail, cfg, data, out=out / "particles", device=args.device, overwrite=True, problem=prob)
     m = res.metrics
     print(f"particle flow (alpha=2, L=1, 1500 steps, {res.seconds:.1f} s): Hill {base['hill']:.2f} -> {m['hill']:.2f}, "
@@ -38,7 +38,7 @@ def demo(args) -> bool:
     print(f"  tail index moved toward the truth and CCDF error fell: {'yes' if good else 'NO'}")
     ok &= good
     cfg = load_config({"model": "gan", "steps": 1000, "batch": 256, "seed": seed, "n_samples": 20000,
-                       "critic": {"steps": 2, "width": 32, "depth": 2}, "gan": {"latent": "student", "width": 32,
+                       "critic": {"steps": 2, "width": 32, "depth": 2}, "gan": {"latent": "student", "coordinates": "linear", "ema": 0.0, "scale": False, "order": "gen_data", "width": 32,
                                                                                 "depth": 2}}, HeavyTailConfig)
     res = fit(HeavyTail, cfg, data, out=out / "gan", device=args.device, overwrite=True, problem=prob)
     m = res.metrics

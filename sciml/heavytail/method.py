@@ -147,7 +147,9 @@ class HeavyTail(MethodBase[HeavyTailModel]):
         self.opt_critic = (torch.optim.Adam(self.critic.parameters(), lr=cfg.critic.lr, betas=(0.5, 0.999))
                            if self.critic is not None else None)
         self.optimiser = self.model.optimiser(cfg, self.sampler)
-        self.X = torch.as_tensor(data, dtype=dtype, device=device)
+        # the critic and the generator work in the model's coordinates u = T(x) (identity unless log)
+        self.coordinates = self.model.coordinates(cfg)
+        self.X = self.coordinates.forward(torch.as_tensor(data, dtype=dtype, device=device))
         self.batch_size = cfg.batch or len(data)
         if self.critic is not None:
             self._phi = point_function(self.critic)
@@ -226,7 +228,8 @@ class HeavyTail(MethodBase[HeavyTailModel]):
     def meta(self) -> dict[str, Any]:
         return {"model": self.config.model, "data_shape": list(self.data.shape), **self.info,
                 "problem": getattr(self.problem, "name", None), "divergence": repr(self.divergence),
-                "constraint": repr(self.constraint)}
+                "constraint": repr(self.constraint),
+                "coordinates": repr(self.coordinates)}
 
     def finish(self, run: RunDir | None, result: Result) -> HeavyTailModel:
         """Draw the final samples, compute the tail metrics, write ``results.h5`` and ``model.pt``."""

@@ -27,11 +27,14 @@ from torch import Tensor, nn
 from ..autodiff import batch, divergence as exact_divergence, divergence_estimate, gradient, point_function, rademacher
 from ..nn.lipschitz import CriticMLP
 from ..nn.mlp import MLP
+from .coordinates import COORDINATES, Coordinates
 
 __all__ = ["Sampler", "sample_latent", "Generator", "ParticleCloud", "PotentialFlow", "student_t_logpdf", "LATENTS"]
 
-#: latent noise of the GAN generator (``gan.latent``)
-LATENTS = ("gaussian", "student", "student_iid")
+#: latent noise of the GAN generator (``gan.latent``): ``laplace`` (exponential tails, for a generator in
+#: log coordinates, which turns them into power laws of a learned index), ``gaussian``, and the Student-t
+#: options ``student`` / ``student_iid`` (the tail index put in through the degrees of freedom)
+LATENTS = ("laplace", "gaussian", "student", "student_iid")
 
 
 @runtime_checkable
@@ -46,9 +49,14 @@ class Sampler(Protocol):
 
 def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Generator | None = None,
                   device=None, dtype=torch.float32) -> Tensor:
-    """Latent noise ``(n, dim)``: ``gaussian``; ``student`` (multivariate t, one shared chi-square scale);
-    ``student_iid`` (independent t coordinates). Drawn from ``generator`` (chi-square via numpy seeded
-    from it, as torch's gamma sampler takes no generator)."""
+    """Latent noise ``(n, dim)``: ``laplace`` (iid standard Laplace, :math:`P(|z_j|>s) = e^{-s}`);
+    ``gaussian``; ``student`` (multivariate t, one shared chi-square scale); ``student_iid`` (independent t
+    coordinates). Drawn from ``generator`` (chi-square via numpy seeded from it, as torch's gamma sampler
+    takes no generator)."""
+    if kind == "laplace":
+        v = torch.rand(n, dim, generator=generator, device=generator.device if generator is not None else None)
+        v = v.to(device=device, dtype=torch.float64) - 0.5  # float64: the log of 1 - 2|v| near 0
+        return (-torch.sign(v) * torch.log1p(-2 * v.abs()).clamp(min=-700)).to(dtype)
     z = torch.randn(n, dim, generator=generator, device=generator.device if generator is not None else None)
     z = z.to(device=device, dtype=dtype)
     if kind == "gaussian":
@@ -70,27 +78,70 @@ def student_t_logpdf(z: Tensor, nu: float) -> Tensor:
 
 
 class Generator(nn.Module):
-    """GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise.
+    r"""GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise.
 
     Args:
         latent_dim: dimension of z. out_dim: dimension of x.
         latent: the latent law (:data:`LATENTS`); ``latent_nu`` its Student-t degrees of freedom.
+        coordinates: the network outputs ``u`` in these coordinates
+            (:data:`~sciml.heavytail.coordinates.COORDINATES`); ``sample`` returns :math:`x = T^{-1}(u)`.
+        scale: a learnable per-coordinate output scale, :math:`u_j = e^{\theta_j} N_j(z)` (``log_scale``
+            holds :math:`\theta`); in log coordinates it is the tail parameter of coordinate j (the tail
+            index of :math:`x_j` is inversely proportional to :math:`e^{\theta_j}`).
+        ema: if > 0, buffers hold the exponential moving average :math:`\bar\theta \leftarrow ema\,\bar\theta
+            + (1 - ema)\theta` of the weights (:meth:`update_ema` after each optimiser step), and ``sample``
+            uses them: the averaged generator does not carry the last steps' adversarial oscillation.
     """
 
     def __init__(self, latent_dim: int, out_dim: int, width: int = 64, depth: int = 3, activation: str = "leaky_relu",
-                 *, latent: str = "gaussian", latent_nu: float = 0.0):
+                 *, latent: str = "gaussian", latent_nu: float = 0.0, coordinates: str | Coordinates = "linear",
+                 ema: float = 0.0, scale: bool = False):
         super().__init__()
         # the same Linear / 1-Lipschitz-activation stack as the critic
         self.net = CriticMLP(latent_dim, width, depth, activation, out_dim=out_dim)
         self.latent_dim, self.out_dim = latent_dim, out_dim
         self.latent, self.latent_nu = latent, float(latent_nu)
+        self.coordinates = COORDINATES.resolve(coordinates)
+        self.log_scale = nn.Parameter(torch.zeros(out_dim)) if scale else None
+        self.ema = float(ema)
+        if self.ema > 0:
+            for name, w in self.named_parameters():
+                self.register_buffer(self._ema_name(name), w.detach().clone())
+
+    @staticmethod
+    def _ema_name(name: str) -> str:
+        return "ema_" + name.replace(".", "_")
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the averaged weights toward the current ones (no-op without ``ema``)."""
+        if self.ema > 0:
+            for name, w in self.named_parameters():
+                getattr(self, self._ema_name(name)).lerp_(w, 1.0 - self.ema)
+
+    def averaged(self, z: Tensor) -> Tensor:
+        """:math:`G(z)` with the averaged weights (the current ones without ``ema``)."""
+        if self.ema <= 0:
+            return self(z)
+        p = {name: getattr(self, self._ema_name(name)) for name, _ in self.named_parameters()}
+        return torch.func.functional_call(self, p, (z,))
 
     @property
     def dim(self) -> int:
         return self.out_dim
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        u = self.net(z)
+        return u if self.log_scale is None else u * self.log_scale.exp()
+
+    @torch.no_grad()
+    def match_spread(self, target: Tensor, *, generator: torch.Generator | None = None, n: int = 4096) -> None:
+        """Set ``log_scale`` so that each output coordinate's median absolute deviation equals ``target``
+        (the data's, in the generator's coordinates): the body's spread at the start, the tail left to
+        training."""
+        u = self.net(self.noise(n, generator=generator))
+        mad = (u - u.median(dim=0).values).abs().median(dim=0).values
+        self.log_scale.copy_(torch.log(target.to(u) / mad.clamp(min=1e-12)))
 
     def noise(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """``n`` latent draws on the network's device, in torch's default dtype."""
@@ -100,17 +151,20 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, chunk: int = 10000) -> Tensor:
-        """:math:`G(z)` for ``n`` latent draws (in chunks of ``chunk``)."""
-        return torch.cat([self(self.noise(min(chunk, n - i), generator=generator)) for i in range(0, n, chunk)])
+        """:math:`T^{-1}(G(z))` for ``n`` latent draws (in chunks of ``chunk``), averaged weights if ``ema``."""
+        return torch.cat([self.coordinates.inverse(self.averaged(self.noise(min(chunk, n - i), generator=generator)))
+                          for i in range(0, n, chunk)])
 
 
 class ParticleCloud(nn.Module):
-    """The particle flow's generator: the particles themselves, ``(n_particles, dim)`` (a buffer, so it
-    is saved and moved with the module). ``sample(n)`` returns the first ``n`` particles."""
+    """The particle flow's generator: the particles themselves, ``(n_particles, dim)`` in the flow's
+    ``coordinates`` (a buffer, so it is saved and moved with the module). ``sample(n)`` returns the first
+    ``n`` particles, mapped back to data coordinates."""
 
-    def __init__(self, particles: Tensor):
+    def __init__(self, particles: Tensor, coordinates: str | Coordinates = "linear"):
         super().__init__()
         self.register_buffer("particles", particles)
+        self.coordinates = COORDINATES.resolve(coordinates)
 
     @property
     def dim(self) -> int:
@@ -125,7 +179,7 @@ class ParticleCloud(nn.Module):
 
             raise UsageError("n", f"the particle flow has {len(self)} particles; ask for at most that many samples "
                                   "(or train with more [particles] n_particles)")
-        return self.particles[:n].detach()
+        return self.coordinates.inverse(self.particles[:n].detach())
 
 
 class PotentialFlow(nn.Module):

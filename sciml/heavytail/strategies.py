@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..registry import Registry
+from .coordinates import COORDINATES, Coordinates
 from .metrics import smoothed_hill
 from .models import Generator, ParticleCloud, PotentialFlow
 
@@ -61,6 +62,10 @@ class GenerativeModel:
         from ``generator``."""
         raise NotImplementedError
 
+    def coordinates(self, cfg: "HeavyTailConfig") -> Coordinates:
+        """The coordinates ``u = T(x)`` the generator and critic work in (the data are mapped once)."""
+        return COORDINATES.resolve("linear")
+
     def optimiser(self, cfg: "HeavyTailConfig", sampler: nn.Module) -> torch.optim.Optimizer | None:
         """The generator's optimiser (``None``: the step updates it directly)."""
         return None
@@ -81,35 +86,59 @@ class GenerativeModel:
 MODELS: Registry[GenerativeModel] = Registry("model", GenerativeModel)
 
 
+def _with_ema(G: Generator, ema: float) -> Generator:
+    """``G`` with moving-average buffers that start at its current weights."""
+    G.ema = float(ema)
+    for name, w in G.named_parameters():
+        G.register_buffer(G._ema_name(name), w.detach().clone())
+    return G
+
+
 @MODELS.register("gan")
 class GANModel(GenerativeModel):
-    """GAN: an MLP generator on Gaussian or Student-t latent noise, against a Lipschitz critic."""
+    """GAN: an MLP generator on latent noise, in linear or log coordinates, against a Lipschitz critic."""
 
     name = "gan"
 
+    def coordinates(self, cfg):
+        return COORDINATES.resolve(cfg.gan.coordinates)
+
     def resolve(self, cfg, data):
         g = cfg.gan
-        return {**super().resolve(cfg, data), "latent_dim": g.latent_dim or int(data.shape[1]),
-                "latent_nu": _auto_nu(g.latent_nu, data) if g.latent != "gaussian" else 0.0}
+        info = {**super().resolve(cfg, data), "latent_dim": g.latent_dim or int(data.shape[1]),
+                "latent_nu": _auto_nu(g.latent_nu, data) if g.latent.startswith("student") else 0.0}
+        if g.scale:  # the data's spread (median absolute deviation) per coordinate, in the generator's coordinates
+            u = self.coordinates(cfg).forward(torch.as_tensor(data, dtype=torch.float64)).numpy()
+            info["spread"] = [float(v) for v in np.median(np.abs(u - np.median(u, axis=0)), axis=0)]
+        return info
 
     def build(self, cfg, info, *, device, generator):
         g = cfg.gan
-        return Generator(info["latent_dim"], info["dim"], g.width, g.depth, g.activation, latent=g.latent,
-                         latent_nu=info["latent_nu"]).to(device)
+        G = Generator(info["latent_dim"], info["dim"], g.width, g.depth, g.activation, latent=g.latent,
+                      latent_nu=info["latent_nu"], coordinates=g.coordinates, ema=0.0, scale=g.scale).to(device)
+        if g.scale and generator is not None:  # training (a loaded model's weights replace these)
+            G.match_spread(torch.as_tensor(info["spread"]), generator=generator)
+        if g.ema > 0:  # the average starts from the initial weights
+            G = _with_ema(G, g.ema)
+        return G
 
     def optimiser(self, cfg, sampler):
         return torch.optim.Adam(sampler.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999))
 
     def step(self, run, i):
         G, critic, bs = run.sampler, run.critic, run.batch_size
+        reverse = run.config.gan.order == "data_gen"  # D_f(Q || P_G): the data take the E[phi] side
         for _ in range(run.config.critic.steps):
             with torch.no_grad():
                 xg = G(G.noise(bs, generator=run.generator))
-            m = run.critic_step(xg, run.data_batch())
-        loss = critic(G(G.noise(bs, generator=run.generator))).mean()
+            m = run.critic_step(run.data_batch(), xg) if reverse else run.critic_step(xg, run.data_batch())
+        phi = critic(G(G.noise(bs, generator=run.generator)))
+        # the generator minimises the objective: E_P phi (P first) or -E_P f*(phi) (P second)
+        loss = -run.divergence.f_star(phi).mean() if reverse else phi.mean()
         run.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         run.optimiser.step()
+        G.update_ema()
         return {**m, "gen_loss": float(loss.detach())}
 
 
@@ -119,13 +148,17 @@ class ParticleModel(GenerativeModel):
 
     name = "particles"
 
+    def coordinates(self, cfg):
+        return COORDINATES.resolve(cfg.particles.coordinates)
+
     def resolve(self, cfg, data):
         return {**super().resolve(cfg, data), "n_particles": cfg.particles.n_particles or int(data.shape[0])}
 
     def build(self, cfg, info, *, device, generator):
         y = torch.randn(info["n_particles"], info["dim"], generator=generator, device=device,
                         dtype=torch.get_default_dtype())
-        return ParticleCloud(cfg.particles.init_scale * y)
+        coords = self.coordinates(cfg)  # the initial cloud is Gaussian in data coordinates
+        return ParticleCloud(coords.forward(cfg.particles.init_scale * y), coords)
 
     def step(self, run, i):
         cloud, bs = run.sampler, run.batch_size
@@ -135,7 +168,8 @@ class ParticleModel(GenerativeModel):
         p = {k: v.detach() for k, v in run.critic.named_parameters()}
         v = run.critic_gradient(p, Y)
         cloud.particles = Y - run.config.particles.dt * v
-        return {**m, "max_speed": float(v.norm(dim=1).max()), "max_radius": float(cloud.particles.norm(dim=1).max())}
+        radius = cloud.coordinates.inverse(cloud.particles).norm(dim=1).max()
+        return {**m, "max_speed": float(v.norm(dim=1).max()), "max_radius": float(radius)}
 
     def n_final(self, cfg, sampler):
         return min(cfg.n_samples, len(sampler))
