@@ -39,6 +39,14 @@ def _constancy(r: dict) -> list[float]:
     return c + [1.0] * (len(r["stats"]) - len(c))
 
 
+def _steps(r: dict) -> str:
+    """Steps of the trained candidates (the patience rule's, from their statistics; older files: the budget)."""
+    if not all("steps" in st for st in r["stats"]):
+        return str(r.get("steps", 3000))
+    trained = [st["steps"] for st in r["stats"] if st["steps"] > 0]
+    return ", ".join(str(n) for n in trained) if trained else "0"
+
+
 def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
     system = get_system(name, n, **({"regime": args.regime} if name.startswith("fput") else {}))
     gen = torch.Generator().manual_seed(args.seed)
@@ -113,7 +121,7 @@ def summarise(out: Path, statistic: str, min_jump: float, args_no_veto: bool = F
               f"{fl.n} ({'yes' if ok(fl.n) else '**no**'}) | {fl.margin:.2f} | {jp.n} ({'yes' if ok(jp.n) else 'no'}) | "
               f"{', '.join(f'{x:.1e}' for x in losses)} | {_starts(r)} | "
               f"{', '.join(f'{x:.0e}' for x in _constancy(r))} | "
-              f"{'-' if sp is None else ('yes' if sp else 'no')} | {r.get('steps', 3000)} | {r['wall_s']:.0f} | "
+              f"{'-' if sp is None else ('yes' if sp else 'no')} | {_steps(r)} | {r['wall_s']:.0f} | "
               f"{cpu} |")
     print(f"\ncounted right: floor rule {right['floor']}/{len(rows)}, jump rule {right['jump']}/{len(rows)}")
 

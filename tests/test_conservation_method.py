@@ -63,8 +63,9 @@ def _assert_same_discovery(a: Discovery, b: Discovery) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a.split, b.split))
 
 
+# a fixed budget (patience 0: exactly `steps` steps per candidate); the patience rule has its own test
 _NETS = dict(library_degree=0, steps=20, restarts=2, warmup_fraction=0.4, batch_size=64, lr=1e-2,
-             checkpoint_every=5, log_every=5, max_laws=2, network={"width": 8, "depth": 1})
+             checkpoint_every=5, log_every=5, max_laws=2, patience=0, network={"width": 8, "depth": 1})
 
 
 @pytest.mark.parametrize("system, cfg, kills", [
@@ -144,3 +145,49 @@ def test_budget_stop_keeps_the_finished_candidates(tmp_path):
     assert res.metrics["count"] == 0 and "0 of 1 candidates" in res.payload.message
     done = sciml.fit(Deflation, cfg, tr, out=tmp_path, resume=True)
     assert done.status == Status.SUCCESS and len(done.payload.fits) == 1 and math.isfinite(done.payload.losses[0])
+
+
+@pytest.mark.parametrize("patience, n_steps, kills", [
+    # a factor no loss can beat: only the first evaluation (step 11: warm-up 8, then every 3) improves, so
+    # at step 20 (the end of the cosine) three evaluations without one have passed: stop at `steps`
+    (2, 20, (12, 22)),
+    # patience never runs out: every candidate trains on at lr_final to the cap, max_steps = 30; killed
+    # past `steps` (27: resumed from 25) and in the second candidate (42: from 40)
+    (100, 30, (27, 42)),
+])
+def test_patience_rule_and_its_resume_are_bit_identical(tmp_path, patience, n_steps, kills):
+    """The patience rule stops a candidate at the end of its cosine (`steps`) or lets it train on to
+    `max_steps`; a run killed anywhere (validation history and all) resumes bit-identically."""
+    tr = simulate(get_system("ho2d-iso"), 16, 40, 0.1, generator=torch.Generator().manual_seed(0))
+    config = load_config(dict(_NETS, patience=patience, patience_factor=1e9, eval_every=3, max_steps=30),
+                         DiscoveryConfig)
+    a = sciml.fit(Deflation, config, tr, out=tmp_path / "a")
+    assert a.status == Status.SUCCESS and a.step == 2 * n_steps
+    assert [f.stats["steps"] for f in a.payload.fits] == [n_steps, n_steps]
+    for k in kills:
+        out = tmp_path / f"b{k}"
+        b = sciml.fit(Deflation, config, tr, out=out, stop_at=k)
+        assert b.status == Status.INTERRUPTED and b.step == k
+        b = sciml.fit(Deflation, config, tr, out=out, resume=True)
+        assert b.status == Status.SUCCESS and b.step == a.step
+        _assert_same_discovery(a.payload, b.payload)
+
+
+def test_without_patience_the_steps_are_exact():
+    """patience = 0: every trained candidate takes exactly `steps` steps, whatever max_steps says."""
+    tr = simulate(get_system("ho1d"), 8, 20, 0.1, generator=torch.Generator().manual_seed(0))
+    cfg = DiscoveryConfig(library_degree=0, steps=12, restarts=1, patience=0, max_steps=50, eval_every=1)
+    res = sciml.fit(Deflation, cfg, tr)
+    assert res.step == 12 and res.payload.fits[0].stats["steps"] == 12
+
+
+def test_patience_leaves_the_cosine_steps_unchanged():
+    """The patience rule only measures during the cosine (no random draw, no parameter change) and acts
+    after it: the first candidate's `steps` training losses are bit-identical to a fixed budget's, so
+    published rows whose candidates stop at `steps` keep their numbers."""
+    tr = simulate(get_system("ho2d-iso"), 16, 40, 0.1, generator=torch.Generator().manual_seed(0))
+    fixed = sciml.fit(Deflation, load_config(_NETS, DiscoveryConfig), tr).payload
+    longer = sciml.fit(Deflation, load_config(dict(_NETS, patience=100, eval_every=3, max_steps=30),
+                                              DiscoveryConfig), tr).payload
+    assert longer.fits[0].stats["steps"] == 30 and fixed.fits[0].stats["steps"] == 20
+    assert longer.fits[0].history[:20] == fixed.fits[0].history

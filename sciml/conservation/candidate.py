@@ -2,14 +2,21 @@ r"""One candidate :math:`H_k` of a discovery: its initialisations, one training 
 
 A :class:`Candidate` holds everything of :math:`H_k` while it trains: one :class:`Init` per initialisation
 (network, optimiser, cosine schedule, training losses; all of them through the warm-up, the best one after
-it), the batch generator, the polynomial start's solution and the step counter, with :meth:`Candidate.state`
-/ :meth:`Candidate.from_state` for checkpoints. :func:`evaluate` turns the trained candidate into a
-:class:`LawFit` (held-out statistics); :class:`Spans` keeps the frozen candidates' gradients that deflate
-the next ones.
+it), the batch generator, the polynomial start's solution, the step counter and the patience rule's
+validation history, with :meth:`Candidate.state` / :meth:`Candidate.from_state` for checkpoints.
+
+How long a candidate trains (the patience rule, ``DiscoveryConfig.patience``): the cosine decay's ``steps``
+always run; every ``eval_every`` steps after the warm-up the median loss on a fixed subset of the
+held-out points (:func:`validation_loss`) is measured, and after ``steps`` the candidate trains on at
+``lr_final`` until ``patience`` evaluations in a row have not lowered it by ``patience_factor``, or to
+the cap (:func:`max_candidate_steps`). :func:`lbfgs_finish` is the optional second-order finish.
+:func:`evaluate` turns the trained candidate into a :class:`LawFit` (held-out statistics); :class:`Spans`
+keeps the frozen candidates' gradients that deflate the next ones.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -26,7 +33,8 @@ from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
 from .model import ConservedQuantity, LearnedInvariant
 
 __all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "Spans", "Init", "Candidate", "LawFit",
-           "start_candidate", "new_network", "evaluate", "loss_statistics"]
+           "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "max_candidate_steps",
+           "validation_loss"]
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,8 @@ def new_network(data: DeflationData, cfg: Any, device: torch.device, dtype: torc
     if coef is not None:
         lib = data.library
         poly = MonomialFeatures(data.dim, lib.degree, lib.features.transform.cpu())
-    m = ConservedQuantity(data.dim, data.shift, data.scale, net.width, net.depth, net.activation, poly=poly, coef=coef)
+    m = ConservedQuantity(data.dim, data.shift, data.scale, net.width, net.depth, net.activation, poly=poly,
+                          coef=coef, raw_inputs=net.inputs == "raw")
     return m.to(device, dtype)
 
 
@@ -158,12 +167,16 @@ class Candidate:
         index: ``k`` (1-based).
         inits: the initialisations still training (all in the warm-up, the chosen one after it).
         generator: the batch generator.
-        n_steps: training steps (``cfg.steps``; 0 for an exact polynomial, taken as it is).
+        n_steps: the most training steps (``cfg.steps``, or ``cfg.max_steps`` with patience; 0 for an exact
+            polynomial, taken as it is).
         n_warm: warm-up steps (all initialisations train; the lowest recent training loss continues).
         library: the polynomial start's solution (``None``: off).
         step: training steps done.
         history: per step, the lowest training loss among the initialisations that trained.
         seconds: wall-clock seconds spent on this candidate (resumed sessions included).
+        val_best: the patience rule's best validation loss; val_since: evaluations since it improved.
+        val_history: ``(step, validation loss)`` of every evaluation.
+        stopped: the patience rule ended the training before ``n_steps``.
     """
 
     index: int
@@ -175,10 +188,19 @@ class Candidate:
     step: int = 0
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    val_best: float = math.inf
+    val_since: int = 0
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def exact(self) -> bool:
         return self.library is not None and self.library.exact
+
+    @property
+    def finished(self) -> bool:
+        """Trained: it has had its ``n_steps``, or the patience rule stopped it."""
+        return self.stopped or self.step >= self.n_steps
 
     @property
     def start(self) -> str:
@@ -204,13 +226,29 @@ class Candidate:
             lv, rv = _adam_step(self.inits[0], data, spans, cfg, idx)
         self.history.append(lv)
         self.step += 1
+        if cfg.patience and self.step > self.n_warm and ((self.step - self.n_warm) % cfg.eval_every == 0
+                                                         or self.step == cfg.steps):
+            self._patience(validation_loss(self.inits[0], data, spans, cfg), cfg)
         return lv, rv
+
+    def _patience(self, loss: float, cfg: Any) -> None:
+        r"""The patience rule: an evaluation improves when the validation loss falls below
+        ``val_best / patience_factor``; once the cosine decay is over (``steps``), training stops at the first
+        evaluation that ends ``patience`` evaluations without one. (Not earlier: at a high learning rate the
+        loss is noisy and a stop leaves the candidate far above its floor, docs/conservation.md.)"""
+        self.val_history.append((self.step, loss))
+        if loss < self.val_best / cfg.patience_factor:
+            self.val_best, self.val_since = loss, 0
+        else:
+            self.val_since += 1
+        self.stopped = self.val_since >= cfg.patience and self.step >= cfg.steps
 
     def state(self) -> dict[str, Any]:
         return {"index": self.index, "inits": [c.state() for c in self.inits],
                 "generator": self.generator.get_state(), "n_steps": self.n_steps, "n_warm": self.n_warm,
                 "library": asdict(self.library) if self.library is not None else None, "step": self.step,
-                "history": list(self.history), "seconds": self.seconds}
+                "history": list(self.history), "seconds": self.seconds, "val_best": self.val_best,
+                "val_since": self.val_since, "val_history": list(self.val_history), "stopped": self.stopped}
 
     @classmethod
     def from_state(cls, st: Mapping[str, Any], data: DeflationData, cfg: Any, device: torch.device,
@@ -230,7 +268,7 @@ class Candidate:
         gen = torch.Generator(device=device)
         gen.set_state(st["generator"])
         return cls(st["index"], inits, gen, st["n_steps"], st["n_warm"], lib, st["step"], list(st["history"]),
-                   st["seconds"])
+                   st["seconds"], st["val_best"], st["val_since"], [tuple(v) for v in st["val_history"]], st["stopped"])
 
 
 def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device: torch.device,
@@ -253,7 +291,30 @@ def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device:
         torch.manual_seed(seeds.inits[cfg.restarts])
         inits.append(Init.new("polynomial", new_network(data, cfg, device, dtype, fit.coef), cfg))
     n_warm = int(cfg.warmup_fraction * cfg.steps) if len(inits) > 1 else 0
-    return Candidate(k, inits, gen, 0 if exact else cfg.steps, n_warm, fit)
+    return Candidate(k, inits, gen, 0 if exact else max_candidate_steps(cfg), n_warm, fit)
+
+
+def max_candidate_steps(cfg: Any) -> int:
+    """The most steps a trained candidate takes: ``steps``, or with patience ``max_steps`` (0: twice ``steps``),
+    at least ``steps``."""
+    return max(cfg.steps, cfg.max_steps or 2 * cfg.steps) if cfg.patience else cfg.steps
+
+
+def validation_index(n: int, points: int, device: torch.device) -> Tensor:
+    """A fixed strided subset of ``min(n, points)`` of ``n`` held-out points (no random draw: the seeded
+    streams stay those of the published tables)."""
+    return torch.arange(0, n, max(1, n // points), device=device)[:points]
+
+
+@torch.no_grad()
+def validation_loss(init: Init, data: DeflationData, spans: Spans, cfg: Any) -> float:
+    """The median per-point loss of an initialisation on the validation subset of the held-out points (the
+    patience rule's measure: the statistic the count uses, on ``val_points`` points)."""
+    idx = validation_index(len(data.test), cfg.val_points, data.test.x.device)
+    pts = PointSet(data.test.x[idx], data.test.v[idx], data.test.traj[idx])
+    prev = None if spans.prev_test is None else spans.prev_test[idx]
+    gx = init.grads.frozen(pts.x)
+    return float(_point_losses(gx, pts, spans.Q_test[idx], prev, cfg, data.n_dof, data.scale).double().median())
 
 
 def _adam_step(c: Init, data: DeflationData, spans: Spans, cfg: Any, idx: Tensor) -> tuple[float, float]:
@@ -274,9 +335,37 @@ def _adam_step(c: Init, data: DeflationData, spans: Spans, cfg: Any, idx: Tensor
     c.opt.zero_grad(set_to_none=True)
     obj.backward()
     c.opt.step()
-    c.sched.step()
+    if c.sched.last_epoch < c.sched.T_max:  # past `steps` (patience): stay at lr_final
+        c.sched.step()
     c.history.append(float(loss.detach()))
     return c.history[-1], float((gz.detach() ** 2).sum(-1).mean())
+
+
+def lbfgs_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: int, points: int = 8192) -> list[float]:
+    r"""A second-order finish: ``iters`` L-BFGS iterations (strong Wolfe line search) on the candidate's
+    objective, the mean of :math:`\log\ell_k` over a fixed strided subset of ``points`` training points
+    (full batch: no sampling noise, so curvature pairs are consistent). Deterministic (no random draw), so
+    it runs inside one driver step; ``DiscoveryConfig.finish_steps``. Returns the objective at every
+    function evaluation."""
+    idx = validation_index(len(data.train), points, data.train.x.device)   # the same fixed strides
+    x, v, Q = data.train.x[idx], data.train.v[idx] / data.scale, spans.Q_train[idx]
+    prev = None if spans.prev_train is None else spans.prev_train[idx]
+    opt = torch.optim.LBFGS(c.model.parameters(), lr=1.0, max_iter=iters, history_size=50,
+                            line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    trace: list[float] = []
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        gx = c.grads(x)
+        pl = point_loss(gx * data.scale, v, Q, alpha=cfg.alpha, floor=cfg.floor, eps=cfg.deflation_eps,
+                        prev_unit_x=prev, g_x=gx, n_dof=data.n_dof, bracket_weight=cfg.bracket_weight)
+        obj = torch.log(pl).mean()
+        obj.backward()
+        trace.append(float(obj.detach()))
+        return obj
+
+    opt.step(closure)
+    return trace
 
 
 @dataclass
@@ -357,6 +446,7 @@ def evaluate(cand: Candidate, data: DeflationData, spans: Spans, cfg: Any
     st_te.update(_floor_geometry(gte, spans.Q_test, cfg, data.scale))
     st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
     st_te["start"] = cand.start
+    st_te["steps"] = cand.step
     lib = cand.library
     if lib is not None:
         st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio

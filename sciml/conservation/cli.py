@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-laws", type=int, default=None, help="candidates to train (default d-1, or N+1 "
                    "with --involution); config key max_laws")
     p.add_argument("--involution", action="store_true", help="count integrals in involution (at most N)")
-    p.add_argument("--steps", type=int, default=None, help="Adam steps per candidate; config key steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="Adam steps of the cosine decay per candidate (with patience the fewest); config key steps")
     p.add_argument("--config", default=None, help="TOML file with DiscoveryConfig keys (docs/conservation.md)")
     p.add_argument("--json", action="store_true", help="print the JSON summary on stdout (the report on stderr)")
     add_training_args(p, out_required=True)

@@ -17,6 +17,10 @@ class NetworkConfig:
     width: int = param(64, ge=1, doc="hidden width")
     depth: int = param(3, ge=1, doc="hidden layers")
     activation: str = param("silu", choices=("silu", "tanh", "softplus", "gelu", "sin"), doc="activation")
+    inputs: str = param("standardised", choices=("standardised", "raw"),
+                        doc="what the MLP sees: z = (x - mean)/std per coordinate, or the raw state x (a periodic "
+                            "integral in a coordinate that winds far, like the pendulum's cos q, is reached only "
+                            "raw: docs/conservation.md); the loss is standardised either way")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,9 @@ class DiscoveryConfig:
 
     max_laws: int = param(0, ge=0, doc="candidates to train; 0: d-1 (all integrals) or N+1 (involution)")
     involution: bool = param(False, doc="count integrals in involution (Poisson-bracket term, at most N)")
-    steps: int = param(3000, ge=1, doc="Adam steps per trained candidate (an exact polynomial takes none)")
+    steps: int = param(3000, ge=1, doc="Adam steps of the cosine learning-rate decay per trained candidate (an exact "
+                                        "polynomial takes none); with patience, the fewest: it may go on at "
+                                        "lr_final up to max_steps while the validation loss falls")
     batch_size: int = param(1024, ge=8, doc="points per step")
     lr: float = param(3e-3, gt=0, doc="initial learning rate (cosine decay)")
     lr_final: float = param(3e-5, gt=0, doc="final learning rate")
@@ -74,6 +80,18 @@ class DiscoveryConfig:
     library_exact_factor: float = param(4.0, gt=0, doc="a polynomial is an exact integral when its ratio R is at most "
                                                         "this times the ratio its finite-difference error alone "
                                                         "would give (then it is taken as it is)")
+    patience: int = param(10, ge=0, doc="after `steps`, a candidate trains on (at lr_final, up to max_steps) until "
+                                        "its validation loss has not fallen below its best / patience_factor for "
+                                        "this many evaluations; 0: exactly `steps` steps")
+    patience_factor: float = param(1.25, gt=1, doc="patience: the factor by which the validation loss must fall to "
+                                                   "count as an improvement")
+    eval_every: int = param(100, ge=1, doc="patience: steps between validation losses (after the warm-up)")
+    val_points: int = param(2048, ge=16, doc="patience: held-out points of the validation loss (a fixed strided "
+                                             "subset: no random draw)")
+    max_steps: int = param(0, ge=0, doc="patience: the most steps a candidate trains (beyond `steps` at lr_final); "
+                                        "0: 2 x steps; without patience, `steps` is the count")
+    finish_steps: int = param(0, ge=0, doc="L-BFGS iterations on the full-batch objective after the Adam steps "
+                                           "(0: none; docs/conservation.md: the diagnosis)")
     warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
     log_every: int = param(50, ge=1, doc="steps between rows of metrics.jsonl")

@@ -18,9 +18,11 @@ and the count rule (:data:`~sciml.conservation.count.COUNT_RULES`: the floor rul
 into the count.
 
 The run is a state machine over the driver's global step counter: each step is one training step of the
-running candidate; when it has had its ``steps``, it is evaluated and frozen, and the next one starts
-(exact polynomials are taken, evaluated and frozen at once). ``done()`` ends the run when all :math:`K`
-candidates are frozen, so ``n_steps = K * steps`` is an upper bound. A checkpoint holds the frozen
+running candidate; when it is finished (its cosine's ``steps`` run, then the patience rule: on at
+``lr_final`` while its validation loss falls, up to ``max_steps``), it is evaluated (after the optional
+L-BFGS finish, inside the same step) and frozen, and the next one starts (exact polynomials are taken,
+evaluated and frozen at once). ``done()`` ends the run when all :math:`K` candidates are frozen, so
+``n_steps = K * max_candidate_steps`` is an upper bound. A checkpoint holds the frozen
 candidates (networks and statistics; the deflation spans are recomputed from them on resume, bit for bit)
 and the running one (networks, optimisers, schedules, batch generator, warm-up bookkeeping), so a run
 killed anywhere and resumed ends bit-identical to an uninterrupted one.
@@ -41,7 +43,8 @@ from ..dynamics.trajectories import Trajectories
 from ..io import DataError
 from ..registry import UnknownChoice
 from ..run import ConfigError, MethodBase, Result, RunDir, Status, get_logger, rng_state, set_rng_state
-from .candidate import Candidate, Gradients, LawFit, Spans, candidate_seeds, evaluate, new_network, start_candidate
+from .candidate import (Candidate, Gradients, LawFit, Spans, candidate_seeds, evaluate, lbfgs_finish,
+                        max_candidate_steps, new_network, start_candidate)
 from .config import DiscoveryConfig
 from .count import CountRule, count_rule
 from .data import prepare_data
@@ -94,7 +97,7 @@ class Deflation(MethodBase[Discovery]):
     def __init__(self, config: DiscoveryConfig, traj: Trajectories, K: int, rule: CountRule, device: torch.device):
         self.config, self.K, self.rule, self.device = config, K, rule, device
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
-        self.n_steps = K * config.steps
+        self.n_steps = K * max_candidate_steps(config)
         self.traj_info = {"dim": traj.dim, "n_trajectories": traj.n_trajectories, "n_times": traj.n_times,
                           "system": str(traj.attrs.get("system", "")), "data": data_fingerprint(traj)}
         gen = torch.Generator().manual_seed(candidate_seeds(config.seed, 0, 0).data)
@@ -137,7 +140,11 @@ class Deflation(MethodBase[Discovery]):
             return {"loss": self.fits[-1].loss, "candidate": float(len(self.fits))}
         loss, grad_sq = c.train_step(self.data, self.spans, self.config)
         c.seconds += time.perf_counter() - t0
-        if c.step >= c.n_steps:
+        if c.finished:
+            if self.config.finish_steps:
+                t1 = time.perf_counter()
+                lbfgs_finish(c.inits[0], self.data, self.spans, self.config, self.config.finish_steps)
+                c.seconds += time.perf_counter() - t1
             self._freeze(c)
             self._advance()
         return {"loss": loss, "grad_sq": grad_sq, "candidate": float(c.index)}
@@ -164,9 +171,9 @@ class Deflation(MethodBase[Discovery]):
         self.running = None
         st = fit.stats
         lib = f" (polynomial R {st['library_ratio']:.1e})" if "library_ratio" in st else ""
-        log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, start %s%s, in %.1f s",
-                 fit.index, self.config.statistic, fit.loss, fit.train_loss, st["mean"], st["constancy"],
-                 st["start"], lib, fit.seconds)
+        log.info("H_%d: held-out %s loss %.3e (train %.3e; mean %.2e), constancy %.1e, start %s%s, %d steps in "
+                 "%.1f s", fit.index, self.config.statistic, fit.loss, fit.train_loss, st["mean"], st["constancy"],
+                 st["start"], lib, st["steps"], fit.seconds)
 
     # --- checkpoints -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

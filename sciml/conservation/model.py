@@ -16,15 +16,17 @@ __all__ = ["ConservedQuantity", "LearnedInvariant"]
 
 class ConservedQuantity(nn.Module):
     r"""``H(x) = MLP(z)`` (+ ``c . phi(z)`` with a polynomial head), ``z = (x - shift) / scale``;
-    batched ``(n, d) -> (n, 1)``.
+    batched ``(n, d) -> (n, 1)``. With ``raw_inputs`` the MLP sees ``x`` itself (``MLP(x) + c . phi(z)``).
 
     The standardisation is part of the function, so gradients taken with :mod:`sciml.autodiff` are
     gradients with respect to the original state.
     """
 
     def __init__(self, dim: int, shift: Tensor, scale: Tensor, width: int = 64, depth: int = 3,
-                 activation: str = "silu", poly: nn.Module | None = None, coef: Tensor | None = None):
+                 activation: str = "silu", poly: nn.Module | None = None, coef: Tensor | None = None,
+                 raw_inputs: bool = False):
         super().__init__()
+        self.raw_inputs = raw_inputs  # the MLP sees x itself (the polynomial head always sees z)
         self.register_buffer("shift", torch.as_tensor(shift).clone())
         self.register_buffer("scale", torch.as_tensor(scale).clone())
         self.net = MLP(dim, 1, width, depth, activation)
@@ -42,7 +44,7 @@ class ConservedQuantity(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         z = (x - self.shift) / self.scale
-        out = self.net(z)
+        out = self.net(x if self.raw_inputs else z)
         return out if self.poly is None else out + self.poly(z) @ self.coef
 
 

@@ -173,7 +173,7 @@ def _network(path: Path, dim: int, poly_degree: int | None, cfg: DiscoveryConfig
     net = cfg.network
     with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
         m = ConservedQuantity(dim, torch.zeros(dim), torch.ones(dim), net.width, net.depth, net.activation,
-                              poly=poly, coef=coef).to(device, dtype)
+                              poly=poly, coef=coef, raw_inputs=net.inputs == "raw").to(device, dtype)
     try:
         m.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     except (OSError, RuntimeError, EOFError) as e:
