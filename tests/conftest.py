@@ -19,3 +19,12 @@ def can_compile():
         f(torch.ones(3))
     except Exception as e:
         pytest.skip(f"torch.compile does not work on this machine: {type(e).__name__}")
+
+
+@pytest.fixture
+def one_thread():
+    """Small nets on a shared 2-core machine: more threads only add contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

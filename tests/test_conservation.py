@@ -19,13 +19,7 @@ from sciml.conservation.checks import invariant_gradients
 from sciml.dynamics import simulate
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small nets on a shared 2-core machine: more threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ loss pieces

@@ -17,13 +17,7 @@ from sciml.dynamics import simulate
 from sciml.run import ConfigError, Status, load_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small nets on a shared 2-core machine: more threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_five_line_usage(tmp_path):

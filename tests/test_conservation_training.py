@@ -15,12 +15,7 @@ COUNTED = 10 ** DiscoveryConfig.floor_decades   # the floor rule: held-out loss 
 NET = NetworkConfig(width=16, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

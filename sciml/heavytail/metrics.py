@@ -4,7 +4,8 @@ r"""Tail metrics for heavy-tailed samples (numpy in, floats out).
   :math:`\hat\xi = \frac1k\sum_{i=1}^k \log(X_{(i)}/X_{(k+1)})`, :math:`\hat\alpha = 1/\hat\xi`
   (:math:`P(X>x)\sim x^{-\alpha}`). Standard error about :math:`\alpha/\sqrt k`; the default ``k`` is
   2% of the sample, a compromise between that variance and the second-order bias of Student-t tails.
-* :func:`ccdf_l1` -- the authors' metric: the area between the empirical and the exact complementary
+* :func:`ccdf_l1` -- our tail metric (the authors' linear-axis one is
+  :func:`sciml.heavytail.submanifold.submanifold_ccdf_l1`): the area between the empirical and the exact complementary
   CDF of :math:`|x|` on log-log axes, :math:`\int |\log_{10}\hat S(r) - \log_{10} S(r)|\, d\log_{10} r`
   over :math:`r\in[r_{min}, r_{max}]` (default :math:`r_{min}=1`, :math:`r_{max}` where
   :math:`S(r_{max}) = 1/n`, the deepest level n samples resolve; :math:`\hat S` is floored at
