@@ -10,6 +10,7 @@ from .config import DiscoveryConfig, NetworkConfig
 from .count import COUNT_RULES, CountDecision, CountRule, FloorRule, JumpRule, count_rule
 from .data import PointSet, finite_difference_velocity, make_points
 from .discover import Deflation
+from .features import DEFAULT_FEATURES, FEATURES, Atom, Feature
 from .losses import alignment_residual, deflation_factor, orthonormal_span, point_loss, poisson_bracket
 from .model import ConservedQuantity, LearnedInvariant
 from .results import Discovery, load_discovery
@@ -19,5 +20,5 @@ __all__ = [
     "load_discovery", "COUNT_RULES", "CountRule", "CountDecision", "JumpRule", "FloorRule", "count_rule",
     "constancy", "span_check", "PointSet", "finite_difference_velocity", "make_points",
     "alignment_residual", "deflation_factor", "orthonormal_span", "point_loss", "poisson_bracket",
-    "ConservedQuantity", "LearnedInvariant",
+    "ConservedQuantity", "LearnedInvariant", "FEATURES", "DEFAULT_FEATURES", "Feature", "Atom",
 ]

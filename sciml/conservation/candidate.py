@@ -28,9 +28,9 @@ from ..autodiff import batch, gradient, point_function
 from .checks import constancy
 from .count import EXACT_START
 from .data import DeflationData, PointSet
-from .library import LibraryFit, MonomialFeatures, library_fit
+from .library import LibraryFit, library_fit
 from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
-from .model import ConservedQuantity, LearnedInvariant
+from .model import ConservedQuantity, LearnedInvariant, input_scaling
 
 __all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "Spans", "Init", "Candidate", "LawFit",
            "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "max_candidate_steps",
@@ -148,14 +148,16 @@ class Init:
 def new_network(data: DeflationData, cfg: Any, device: torch.device, dtype: torch.dtype,
                 coef: Tensor | None = None) -> ConservedQuantity:
     """A candidate network (with a polynomial head when ``coef`` is given), initialised from the global
-    torch RNG."""
+    torch RNG; its MLP's inputs scaled by :func:`~sciml.conservation.model.input_scaling` (``network.inputs``)
+    from the training states."""
     net = cfg.network
     poly = None
     if coef is not None:
         lib = data.library
-        poly = MonomialFeatures(data.dim, lib.degree, lib.features.transform.cpu())
+        poly = lib.features.leading(len(coef)).cpu()   # the stage's leading block of the library
+    a, s = input_scaling(data.train.x, data.shift, data.scale, net.inputs)
     m = ConservedQuantity(data.dim, data.shift, data.scale, net.width, net.depth, net.activation, poly=poly,
-                          coef=coef, raw_inputs=net.inputs == "raw")
+                          coef=coef, raw_inputs=net.inputs == "raw", input_shift=a, input_scale=s)
     return m.to(device, dtype)
 
 
@@ -177,6 +179,8 @@ class Candidate:
         val_best: the patience rule's best validation loss; val_since: evaluations since it improved.
         val_history: ``(step, validation loss)`` of every evaluation.
         stopped: the patience rule ended the training before ``n_steps``.
+        cosine_end: the step the running cosine decay ends at (0: ``cfg.steps``; later by
+            :meth:`_restart_cosine`).
     """
 
     index: int
@@ -192,6 +196,7 @@ class Candidate:
     val_since: int = 0
     val_history: list[tuple[int, float]] = field(default_factory=list)
     stopped: bool = False
+    cosine_end: int = 0
 
     @property
     def exact(self) -> bool:
@@ -227,28 +232,55 @@ class Candidate:
         self.history.append(lv)
         self.step += 1
         if cfg.patience and self.step > self.n_warm and ((self.step - self.n_warm) % cfg.eval_every == 0
-                                                         or self.step == cfg.steps):
-            self._patience(validation_loss(self.inits[0], data, spans, cfg), cfg)
+                                                         or self.step == (self.cosine_end or cfg.steps)):
+            self._patience(*validation_loss(self.inits[0], data, spans, cfg, floor=True), cfg)
         return lv, rv
 
-    def _patience(self, loss: float, cfg: Any) -> None:
+    def _patience(self, loss: float, floor: float, cfg: Any) -> None:
         r"""The patience rule: an evaluation improves when the validation loss falls below
         ``val_best / patience_factor``; once the cosine decay is over (``steps``), training stops at the first
         evaluation that ends ``patience`` evaluations without one. (Not earlier: at a high learning rate the
-        loss is noisy and a stop leaves the candidate far above its floor, docs/conservation.md.)"""
+        loss is noisy and a stop leaves the candidate far above its floor, docs/conservation.md.) At the
+        end of a cosine a candidate far above its floor whose loss still falls gets another one
+        (:meth:`_restart_cosine`). ``floor``: the validation points' floor loss."""
         self.val_history.append((self.step, loss))
         if loss < self.val_best / cfg.patience_factor:
             self.val_best, self.val_since = loss, 0
         else:
             self.val_since += 1
-        self.stopped = self.val_since >= cfg.patience and self.step >= cfg.steps
+        if self.step == (self.cosine_end or cfg.steps):
+            self._restart_cosine(loss, floor, cfg)
+        self.stopped = self.val_since >= cfg.patience and self.step >= (self.cosine_end or cfg.steps)
+
+    def _restart_cosine(self, loss: float, floor: float, cfg: Any) -> bool:
+        r"""At the end of a cosine: start another one (``steps`` steps from ``lr`` down to ``lr_final``, Adam's
+        moments kept) when the candidate is not yet within the count's bar of its floor
+        (:math:`L > 10^{D} F` on the validation points, ``floor_decades``), its best validation loss of the
+        cosine's second half is ``restart_factor`` times below the best of its first half (it was still
+        learning while the learning rate was high), and another cosine fits under the cap ``n_steps``. A
+        hard candidate (the Morse energy) needs more steps at a high learning rate, not more at
+        ``lr_final``; one at its floor, or stalled, takes none. ``restart_factor = 0``: never."""
+        end = self.cosine_end or cfg.steps
+        mid = end - cfg.steps + cfg.steps // 2
+        first = [v for s, v in self.val_history if end - cfg.steps < s <= mid]
+        second = [v for s, v in self.val_history if mid < s <= end]
+        if (not cfg.restart_factor or loss <= 10 ** cfg.floor_decades * floor or end + cfg.steps > self.n_steps
+                or not first or not second or min(first) < cfg.restart_factor * min(second)):
+            return False
+        self.cosine_end, self.val_since = end + cfg.steps, 0
+        for c in self.inits:
+            c.sched.last_epoch = 0   # the recursive cosine restarts from the group's lr
+            for g in c.opt.param_groups:
+                g["lr"] = cfg.lr
+        return True
 
     def state(self) -> dict[str, Any]:
         return {"index": self.index, "inits": [c.state() for c in self.inits],
                 "generator": self.generator.get_state(), "n_steps": self.n_steps, "n_warm": self.n_warm,
                 "library": asdict(self.library) if self.library is not None else None, "step": self.step,
                 "history": list(self.history), "seconds": self.seconds, "val_best": self.val_best,
-                "val_since": self.val_since, "val_history": list(self.val_history), "stopped": self.stopped}
+                "val_since": self.val_since, "val_history": list(self.val_history), "stopped": self.stopped,
+                "cosine_end": self.cosine_end}
 
     @classmethod
     def from_state(cls, st: Mapping[str, Any], data: DeflationData, cfg: Any, device: torch.device,
@@ -258,7 +290,7 @@ class Candidate:
         lib = LibraryFit(**st["library"]) if st["library"] is not None else None
         inits = []
         for s in st["inits"]:
-            coef = lib.coef if s["label"] == "polynomial" else None
+            coef = lib.head_coef if s["label"] == "polynomial" else None
             c = Init.new(s["label"], new_network(data, cfg, device, dtype, coef), cfg)
             c.model.load_state_dict(s["model"])
             c.opt.load_state_dict(s["opt"])
@@ -268,20 +300,23 @@ class Candidate:
         gen = torch.Generator(device=device)
         gen.set_state(st["generator"])
         return cls(st["index"], inits, gen, st["n_steps"], st["n_warm"], lib, st["step"], list(st["history"]),
-                   st["seconds"], st["val_best"], st["val_since"], [tuple(v) for v in st["val_history"]], st["stopped"])
+                   st["seconds"], st["val_best"], st["val_since"], [tuple(v) for v in st["val_history"]], st["stopped"],
+                   st.get("cosine_end", 0))
 
 
 def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device: torch.device,
                     dtype: torch.dtype) -> Candidate:
-    """Candidate ``k``: the polynomial start's solution, then ``restarts`` random networks and one starting at
-    the polynomial; an exact polynomial integral (ratio at the finite-difference noise) is a global optimum
+    """Candidate ``k``: the library start's solution (polynomials, then atom terms:
+    :func:`~sciml.conservation.library.library_fit`), then ``restarts`` random networks and one starting at
+    the library's solution; an exact library integral (ratio at the finite-difference noise) is a global optimum
     of the loss up to its floor, so it is taken as it is, alone and with no training steps (training would
     only trade conservation for independence from the earlier laws)."""
     seeds = candidate_seeds(cfg.seed, k, cfg.restarts)
     gen = torch.Generator(device=device).manual_seed(seeds.batches)
     lib = data.library
     fit = (library_fit(lib.features, lib.z, lib.v, spans.Q_train[lib.idx], v_err=lib.err,
-                       exact_factor=cfg.library_exact_factor) if lib is not None else None)
+                       exact_factor=cfg.library_exact_factor, cache=lib.cache,
+                       head_features=cfg.library_head_features) if lib is not None else None)
     exact = fit is not None and fit.exact
     inits = []
     for r in range(0 if exact else cfg.restarts):
@@ -289,7 +324,7 @@ def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device:
         inits.append(Init.new(f"random {r}", new_network(data, cfg, device, dtype), cfg))
     if fit is not None:
         torch.manual_seed(seeds.inits[cfg.restarts])
-        inits.append(Init.new("polynomial", new_network(data, cfg, device, dtype, fit.coef), cfg))
+        inits.append(Init.new("polynomial", new_network(data, cfg, device, dtype, fit.head_coef), cfg))
     n_warm = int(cfg.warmup_fraction * cfg.steps) if len(inits) > 1 else 0
     return Candidate(k, inits, gen, 0 if exact else max_candidate_steps(cfg), n_warm, fit)
 
@@ -307,14 +342,17 @@ def validation_index(n: int, points: int, device: torch.device) -> Tensor:
 
 
 @torch.no_grad()
-def validation_loss(init: Init, data: DeflationData, spans: Spans, cfg: Any) -> float:
+def validation_loss(init: Init, data: DeflationData, spans: Spans, cfg: Any, floor: bool = False
+                    ) -> float | tuple[float, float]:
     """The median per-point loss of an initialisation on the validation subset of the held-out points (the
-    patience rule's measure: the statistic the count uses, on ``val_points`` points)."""
+    patience rule's measure: the statistic the count uses, on ``val_points`` points); with ``floor``, also
+    its floor there (``floor_loss``, :func:`_floor_geometry`)."""
     idx = validation_index(len(data.test), cfg.val_points, data.test.x.device)
     pts = PointSet(data.test.x[idx], data.test.v[idx], data.test.traj[idx])
     prev = None if spans.prev_test is None else spans.prev_test[idx]
     gx = init.grads.frozen(pts.x)
-    return float(_point_losses(gx, pts, spans.Q_test[idx], prev, cfg, data.n_dof, data.scale).double().median())
+    loss = float(_point_losses(gx, pts, spans.Q_test[idx], prev, cfg, data.n_dof, data.scale).double().median())
+    return (loss, _floor_geometry(gx, spans.Q_test[idx], cfg, data.scale)["floor_loss"]) if floor else loss
 
 
 def _adam_step(c: Init, data: DeflationData, spans: Spans, cfg: Any, idx: Tensor) -> tuple[float, float]:
@@ -447,6 +485,7 @@ def evaluate(cand: Candidate, data: DeflationData, spans: Spans, cfg: Any
     st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
     st_te["start"] = cand.start
     st_te["steps"] = cand.step
+    st_te["cosines"] = (cand.cosine_end or cfg.steps) // cfg.steps if cand.step else 0   # restarts + 1
     lib = cand.library
     if lib is not None:
         st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio

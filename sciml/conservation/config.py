@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..run import param
+from ..run import ConfigError, param
 from .count import COUNT_RULES
+from .features import DEFAULT_FEATURES, FEATURES
 
 __all__ = ["NetworkConfig", "DiscoveryConfig"]
 
@@ -17,10 +18,11 @@ class NetworkConfig:
     width: int = param(64, ge=1, doc="hidden width")
     depth: int = param(3, ge=1, doc="hidden layers")
     activation: str = param("silu", choices=("silu", "tanh", "softplus", "gelu", "sin"), doc="activation")
-    inputs: str = param("standardised", choices=("standardised", "raw"),
-                        doc="what the MLP sees: z = (x - mean)/std per coordinate, or the raw state x (a periodic "
-                            "integral in a coordinate that winds far, like the pendulum's cos q, is reached only "
-                            "raw: docs/conservation.md); the loss is standardised either way")
+    inputs: str = param("auto", choices=("auto", "standardised", "raw"),
+                        doc="what the MLP sees: 'standardised' z = (x - mean)/std per coordinate, 'raw' the state x, "
+                            "'auto' z except a coordinate whose std exceeds 4 robust spreads (IQR/1.349), which is "
+                            "centred on its median and divided by its robust spread (a coordinate that winds far, "
+                            "like the pendulum's q: docs/conservation.md); the loss is standardised either way")
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,20 @@ class DiscoveryConfig:
     library_degree: int = param(4, ge=0, doc="polynomial start: one more initialisation per candidate starts at the "
                                              "best conserved polynomial of degree <= this (sciml.conservation.library),"
                                              " an exact one is taken as it is; 0: off (always off with involution)")
-    library_max_features: int = param(500, ge=1, doc="the library's degree is lowered until it has at most this "
-                                                     "many monomials")
+    library_max_features: int = param(2000, ge=1, doc="the library's size cap: its monomial degree is lowered until "
+                                                      "it has at most this many monomials, and atom terms are added "
+                                                      "(whole stages) only within it (d = 12 keeps degree 4: 1819)")
+    library_features: tuple[str, ...] = param(DEFAULT_FEATURES, doc="atom families of the library beside the "
+                                              "monomials (sciml.conservation.FEATURES: log_abs, inv_abs, inv_dist, "
+                                              "exp, exp_neg, exp_diff, cos, sin, or a registered one); each atom is "
+                                              "used only where it is well-conditioned on the data; []: polynomials "
+                                              "only")
+    library_atom_degree: int = param(2, ge=0, doc="atom terms: each atom times the monomials of degree 0..this "
+                                                  "(lowered to fit library_max_features); tried after every "
+                                                  "polynomial stage")
+    library_head_features: int = param(500, ge=1, doc="an inexact library solution starts a network on the largest "
+                                                      "polynomial stage with at most this many columns (the head's "
+                                                      "cost per training step)")
     library_points: int = param(10_000, ge=10, doc="training points the polynomial start is fitted on")
     library_exact_factor: float = param(4.0, gt=0, doc="a polynomial is an exact integral when its ratio R is at most "
                                                         "this times the ratio its finite-difference error alone "
@@ -85,6 +99,10 @@ class DiscoveryConfig:
                                         "this many evaluations; 0: exactly `steps` steps")
     patience_factor: float = param(1.25, gt=1, doc="patience: the factor by which the validation loss must fall to "
                                                    "count as an improvement")
+    restart_factor: float = param(2.0, ge=0, doc="patience: at the end of a cosine, a candidate above the count's bar "
+                                                 "(10^floor_decades x its floor) whose best validation loss of the "
+                                                 "cosine's second half is this factor below its first half's gets "
+                                                 "another cosine of `steps` (within max_steps); 0: never")
     eval_every: int = param(100, ge=1, doc="patience: steps between validation losses (after the warm-up)")
     val_points: int = param(2048, ge=16, doc="patience: held-out points of the validation loss (a fixed strided "
                                              "subset: no random draw)")
@@ -98,3 +116,9 @@ class DiscoveryConfig:
     checkpoint_every: int = param(500, ge=0, doc="steps between checkpoints (0: only at the end); a resumed run "
                                                  "continues from the latest")
     network: NetworkConfig = field(default_factory=NetworkConfig)
+
+    def __post_init__(self) -> None:
+        for f in self.library_features:  # a name must be registered (an object is checked when resolved)
+            if isinstance(f, str) and f not in FEATURES:
+                raise ConfigError("library_features", f"unknown feature {f!r}; choose from {list(FEATURES.names())} "
+                                  "or register it first (sciml.conservation.FEATURES.register)")

@@ -13,7 +13,7 @@ the angles in the loss do not depend on the units of each coordinate (conservati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..dynamics.trajectories import Trajectories
-from .library import MonomialFeatures, library_degree_for, whitening
+from .library import MonomialFeatures, build_library, library_degree_for, whitening
 
 __all__ = ["finite_difference_velocity", "finite_difference_error", "PointSet", "make_points", "split_trajectories",
            "TrajectoryWindows", "PolynomialLibrary", "DeflationData", "prepare_data"]
@@ -135,7 +135,9 @@ class PolynomialLibrary:
     Attributes:
         idx: the subset's indices into the training points.
         z, v, err: standardised states, velocities and velocity errors there (``err`` may be ``None``).
-        features: the monomials, up to degree ``degree``.
+        features: the monomials, up to degree ``degree``, and the atom terms
+            (:func:`~sciml.conservation.library.build_library`).
+        cache: what :func:`~sciml.conservation.library.library_fit` keeps across the run's candidates.
     """
 
     idx: Tensor
@@ -144,6 +146,7 @@ class PolynomialLibrary:
     err: Tensor | None
     features: MonomialFeatures
     degree: int
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,8 @@ def prepare_data(traj: Trajectories, cfg: Any, generator: torch.Generator, devic
         z = (train.x[idx] - shift) / scale
         library = PolynomialLibrary(idx, z, train.v[idx] / scale,
                                     train.err[idx] / scale if train.err is not None else None,
-                                    MonomialFeatures(d, degree, whitening(z)).to(device), degree)
+                                    build_library(d, degree, whitening(z), train.x[idx], shift, scale,
+                                                  cfg.library_features, cfg.library_atom_degree,
+                                                  cfg.library_max_features).to(device), degree)
     return DeflationData(train, test, shift, scale, TrajectoryWindows(train.traj), (tr_idx, ho_idx),
                          np.asarray(traj.X[ho_idx]), traj.n_dof, library)

@@ -198,7 +198,8 @@ class Deflation(MethodBase[Discovery]):
         self.spans = Spans(self.data, self.config.involution)
         for entry in st["frozen"]:
             fit = LawFit(**entry["fit"])
-            coef = torch.zeros(self.data.library.features.n_features) if entry["polynomial"] else None
+            # the head's size is that of the stage it started from (the saved coefficients)
+            coef = torch.zeros(entry["model"]["coef"].shape[0]) if entry["polynomial"] else None
             model = new_network(self.data, self.config, self.device, self.dtype, coef)
             model.load_state_dict(entry["model"])
             grads = Gradients(model)

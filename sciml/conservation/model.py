@@ -1,4 +1,4 @@
-"""A candidate conserved quantity: an MLP on standardised coordinates, and its user-facing callable."""
+"""A candidate conserved quantity: an MLP on scaled coordinates, and its user-facing callable."""
 
 from __future__ import annotations
 
@@ -11,24 +11,68 @@ from torch import Tensor, nn
 from ..autodiff import batch, gradient, point_function
 from ..nn.mlp import MLP
 
-__all__ = ["ConservedQuantity", "LearnedInvariant"]
+__all__ = ["ConservedQuantity", "LearnedInvariant", "input_scaling", "INPUT_MODES", "WIDE_SPREAD"]
+
+INPUT_MODES = ("auto", "standardised", "raw")
+"""What a candidate's MLP sees (``NetworkConfig.inputs``; :func:`input_scaling`)."""
+WIDE_SPREAD = 4.0
+"""``auto``: a coordinate whose standard deviation exceeds this many robust spreads is scaled robustly."""
+
+
+def input_scaling(x: Tensor, shift: Tensor, scale: Tensor, mode: str = "auto",
+                  wide: float = WIDE_SPREAD) -> tuple[Tensor, Tensor]:
+    r"""Shift and scale of the MLP's inputs :math:`u = (x - a)/s`, per coordinate, from training states ``x``
+    ``(n, d)`` and their standardisation ``(shift, scale)`` = (mean, standard deviation).
+
+    * ``"standardised"``: :math:`a = \mu`, :math:`s = \sigma` (the MLP sees :math:`z`);
+    * ``"raw"``: :math:`a = 0`, :math:`s = 1` (the MLP sees :math:`x`);
+    * ``"auto"``: standardised, except a coordinate whose standard deviation exceeds ``wide`` times its
+      robust spread :math:`\sigma_R = \mathrm{IQR}/1.349` (equal to :math:`\sigma` for a normal law, 1.3
+      :math:`\sigma` for a uniform one): it gets :math:`a` = its median and :math:`s = \sigma_R`. Such a
+      spread is made by a minority of states far out - the pendulum's rotating orbits winding :math:`q`
+      to :math:`\pm 100` (:math:`\sigma/\sigma_R = 12`) - and dividing by it would squeeze the bulk of the
+      data, and any structure on the scale of the bulk (:math:`\cos q`), into a sliver of :math:`z`
+      (:math:`\cos q` a function of frequency :math:`\sigma = 20` in :math:`z`: out of reach of a smooth MLP
+      started at unit scale). Every catalogue system but the pendulum has :math:`\sigma/\sigma_R \le 1.7`
+      (docs/conservation.md), so ``auto`` is ``standardised`` there, bit for bit.
+    """
+    if mode == "standardised":
+        return shift.clone(), scale.clone()
+    if mode == "raw":
+        return torch.zeros_like(shift), torch.ones_like(scale)
+    if mode != "auto":
+        raise ValueError(f"network.inputs: unknown mode {mode!r}; choose one of {', '.join(INPUT_MODES)}")
+    x = x[:: -(-x.numel() // 2**24)]   # torch.quantile takes at most 2^24 values: a strided subset beyond
+    q = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=x.device), dim=0)
+    robust = ((q[2] - q[0]) / 1.349).to(scale.dtype)
+    # not where the bulk is a single value (robust spread ~ 0): dividing by it would blow the inputs up
+    wide_j = (scale > wide * robust) & (robust > 1e-3 * scale)
+    return (torch.where(wide_j, q[1].to(shift.dtype), shift),
+            torch.where(wide_j, robust.clamp_min(1e-8), scale))
 
 
 class ConservedQuantity(nn.Module):
-    r"""``H(x) = MLP(z)`` (+ ``c . phi(z)`` with a polynomial head), ``z = (x - shift) / scale``;
-    batched ``(n, d) -> (n, 1)``. With ``raw_inputs`` the MLP sees ``x`` itself (``MLP(x) + c . phi(z)``).
+    r"""``H(x) = MLP(u)`` (+ ``c . phi(z)`` with a polynomial head), ``u = (x - input_shift) / input_scale``,
+    ``z = (x - shift) / scale``; batched ``(n, d) -> (n, 1)``. The MLP's inputs default to ``z``
+    (``input_shift``, ``input_scale`` = ``shift``, ``scale``); ``raw_inputs``: ``x`` itself
+    (:func:`input_scaling` gives them for each ``NetworkConfig.inputs``).
 
-    The standardisation is part of the function, so gradients taken with :mod:`sciml.autodiff` are
+    The scalings are part of the function, so gradients taken with :mod:`sciml.autodiff` are
     gradients with respect to the original state.
     """
 
     def __init__(self, dim: int, shift: Tensor, scale: Tensor, width: int = 64, depth: int = 3,
                  activation: str = "silu", poly: nn.Module | None = None, coef: Tensor | None = None,
-                 raw_inputs: bool = False):
+                 raw_inputs: bool = False, input_shift: Tensor | None = None, input_scale: Tensor | None = None):
         super().__init__()
-        self.raw_inputs = raw_inputs  # the MLP sees x itself (the polynomial head always sees z)
+        self.raw_inputs = raw_inputs
         self.register_buffer("shift", torch.as_tensor(shift).clone())
         self.register_buffer("scale", torch.as_tensor(scale).clone())
+        if input_shift is None:
+            input_shift, input_scale = input_scaling(self.shift, self.shift, self.scale,
+                                                     "raw" if raw_inputs else "standardised")
+        self.register_buffer("input_shift", torch.as_tensor(input_shift).to(self.shift.dtype).clone())
+        self.register_buffer("input_scale", torch.as_tensor(input_scale).to(self.scale.dtype).clone())
         self.net = MLP(dim, 1, width, depth, activation)
         self.dim = dim
         # optional polynomial head c . phi(z) (a library start, sciml.conservation.library): the MLP's
@@ -42,10 +86,17 @@ class ConservedQuantity(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # files written before the input scaling was a buffer: the MLP saw z (or x with raw_inputs)
+        if prefix + "shift" in state_dict and prefix + "input_shift" not in state_dict:
+            sh, sc = state_dict[prefix + "shift"], state_dict[prefix + "scale"]
+            a, s = input_scaling(sh, sh, sc, "raw" if self.raw_inputs else "standardised")
+            state_dict[prefix + "input_shift"], state_dict[prefix + "input_scale"] = a, s
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: Tensor) -> Tensor:
-        z = (x - self.shift) / self.scale
-        out = self.net(x if self.raw_inputs else z)
-        return out if self.poly is None else out + self.poly(z) @ self.coef
+        out = self.net((x - self.input_shift) / self.input_scale)
+        return out if self.poly is None else out + self.poly((x - self.shift) / self.scale) @ self.coef
 
 
 class LearnedInvariant:

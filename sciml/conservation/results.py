@@ -168,15 +168,18 @@ def load_discovery(run_dir: str | Path, *, device: str | torch.device = "cpu") -
 def _network(path: Path, dim: int, poly_degree: int | None, cfg: DiscoveryConfig, device: torch.device,
              dtype: torch.dtype) -> ConservedQuantity:
     """A candidate network of the run's architecture with the state dict in ``path``."""
-    poly = MonomialFeatures(dim, poly_degree) if poly_degree else None
-    coef = torch.zeros(poly.n_features, dtype=torch.float64) if poly is not None else None
-    net = cfg.network
-    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
-        m = ConservedQuantity(dim, torch.zeros(dim), torch.ones(dim), net.width, net.depth, net.activation,
-                              poly=poly, coef=coef, raw_inputs=net.inputs == "raw").to(device, dtype)
     try:
-        m.load_state_dict(torch.load(path, map_location=device, weights_only=True))
-    except (OSError, RuntimeError, EOFError) as e:
+        state = torch.load(path, map_location=device, weights_only=True)
+        # the head loads its own columns and atoms (MonomialFeatures is self-describing); its coefficients'
+        # count is the saved one
+        poly = MonomialFeatures(dim, poly_degree) if poly_degree else None
+        coef = torch.zeros(state["coef"].shape[0], dtype=torch.float64) if poly is not None else None
+        net = cfg.network
+        with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
+            m = ConservedQuantity(dim, torch.zeros(dim), torch.ones(dim), net.width, net.depth, net.activation,
+                                  poly=poly, coef=coef, raw_inputs=net.inputs == "raw").to(device, dtype)
+        m.load_state_dict(state)
+    except (OSError, RuntimeError, EOFError, KeyError) as e:
         raise DataError(f"{path}: unreadable learned quantity ({type(e).__name__}); run the discovery again") \
             from None
     return m
