@@ -35,6 +35,11 @@ def main(argv=None) -> int:
     p.add_argument("--hard", default="initial_boundary", choices=("none", "initial", "initial_boundary"))
     p.add_argument("--fixed-points", action="store_true", help="do not resample the collocation points")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", default="exponential", choices=("exponential", "cosine"),
+                   help="exponential: lr halved every iters/3 steps; cosine: to --lr-min at --iters")
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--lr-min", type=float, default=0.0)
+    p.add_argument("--depth", type=int, default=2, help="hidden layers of --width")
     p.add_argument("--iters", type=int, default=5000)
     p.add_argument("--seconds", type=float, default=600.0, help="training CPU-time budget (process time)")
     p.add_argument("--eval-every", type=int, default=100)
@@ -45,11 +50,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     nb = a.n_interior // 2 if a.hard != "initial_boundary" else 0
     cfg = load_config({
-        "problem": {"family": a.family, "value": a.value, "d": a.d}, "model": {"widths": [a.width, a.width]},
+        "problem": {"family": a.family, "value": a.value, "d": a.d}, "model": {"widths": [a.width] * a.depth},
         "sampling": {"sampler": "radial", "n_interior": a.n_interior, "n_boundary": nb,
                      "n_initial": nb if a.hard == "none" else 0, "n_test": 10000, "resample": not a.fixed_points},
         "loss": {"hard": a.hard}, "laplacian": {"method": a.method, "probes": a.probes},
-        "optim": {"iters": a.iters, "lr": a.lr, "decay_rate": 0.5, "decay_steps": max(a.iters // 3, 1)},
+        "optim": {"iters": a.iters, "lr": a.lr, "decay_rate": 0.5, "decay_steps": max(a.iters // 3, 1),
+                  "schedule": a.schedule, "warmup": a.warmup, "lr_min": a.lr_min},
         "seed": a.seed, "log_every": a.eval_every}, PINNConfig)
     problem = with_hard_constraints(family_member(cfg.problem.family, cfg.problem.value, cfg.problem.d), cfg.loss.hard)
     seed_everything(a.seed)
@@ -64,7 +70,8 @@ def main(argv=None) -> int:
     cpu = time.process_time() - cpu0
     rel, sq = tr.evaluate()
     tr.history.append((i, rel, sq))
-    out = {"problem": problem.name, "d": a.d, "width": a.width, "n_interior_per_step": a.n_interior,
+    out = {"problem": problem.name, "d": a.d, "width": a.width, "depth": a.depth, "schedule": a.schedule,
+           "warmup": a.warmup, "lr_min": a.lr_min, "n_interior_per_step": a.n_interior,
            "laplacian": a.method if a.method == "forward" else f"{a.method}({a.probes})", "hard": a.hard, "resample": not a.fixed_points, "lr": a.lr,
            "iters_done": i, "train_wall_s": tr.train_seconds, "cpu_s": cpu, "threads": a.threads,
            "rel_l2": rel, "rel_l2_sq": sq, "history": tr.history}

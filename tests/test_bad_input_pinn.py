@@ -15,7 +15,7 @@ from sciml.run import dump_toml
 
 TINY = {"seed": 0, "log_every": 2, "checkpoint_every": 2,
         "problem": {"family": "allen_cahn", "value": 0.0, "d": 2}, "model": {"widths": [8, 8]},
-        "sampling": {"n_interior": 16, "n_boundary": 8, "n_initial": 8, "n_test": 50},
+        "sampling": {"n_interior": 16, "n_boundary": 8, "n_initial": 8, "n_test": 50, "resample": False},
         "optim": {"iters": 4}, "transfer": {"targets": [1.0, 2.0], "s_lr": 1e-3}}
 
 

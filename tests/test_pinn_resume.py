@@ -17,7 +17,8 @@ from sciml.transfer import Family, TrainedFamily, Transfer, TransferRunConfig
 
 # checkpoints every 5 steps; the interrupted run stops at 12, so the resumed one must redo 10 and 11
 TINY = {"problem": {"family": "allen_cahn", "value": 1.0, "d": 3}, "model": {"widths": [12, 12]},
-        "sampling": {"n_interior": 32, "n_boundary": 16, "n_initial": 16, "n_test": 100, "sampler": "radial"},
+        "sampling": {"n_interior": 32, "n_boundary": 16, "n_initial": 16, "n_test": 100, "sampler": "radial",
+                     "resample": False},
         "optim": {"iters": 20, "lr": 5e-3, "decay_rate": 0.5, "decay_steps": 7}, "log_every": 3,
         "checkpoint_every": 5}
 IGNORED = {"train_seconds", "elapsed", "time"}  # wall-clock timers, not trained state

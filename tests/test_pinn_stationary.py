@@ -105,7 +105,8 @@ def test_boundary_data_hold_exactly_on_a_box_with_nonzero_data():
 # ----------------------------------------------------------------------------------------------------
 # Trains to a threshold that a wrong operator cannot reach
 POISSON5 = {"model": {"widths": [32, 32, 32]},
-            "sampling": {"n_interior": 512, "n_boundary": 0, "n_initial": 0, "n_test": 2000},
+            "sampling": {"n_interior": 512, "n_boundary": 0, "n_initial": 0, "n_test": 2000,
+                         "resample": False},  # as configs/pinn/poisson_ball.toml
             "loss": {"hard": "boundary"},
             "optim": {"iters": 800, "lr": 5e-3, "decay_rate": 0.05, "decay_steps": 800},
             "log_every": 800, "checkpoint_every": 0}
@@ -197,7 +198,7 @@ def test_cli_refuses_bad_stationary_configs(tmp_path, capsys, sets, names):
 def test_docs_stationary_poisson_example_runs():
     ns = run_block("pinn.md", "stationary-poisson")
     res, u = ns["res"], ns["u"]
-    assert res.ok and res.metrics["rel_l2"] < 0.2   # the docs quote 0.107
+    assert res.ok and res.metrics["rel_l2"] < 0.2   # the docs quote 0.092
     assert abs(float(u[1])) < 1e-6                 # the second point is on a face: u = g = 0 exactly
 
 

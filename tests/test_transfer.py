@@ -23,7 +23,8 @@ def paper_net(dtype=torch.float32, activation="tanh"):
 
 def tiny_cfg(**over):
     base = {"problem": {"family": "allen_cahn", "value": 0.0, "d": 3}, "model": {"widths": [16, 16]},
-            "sampling": {"n_interior": 64, "n_boundary": 32, "n_initial": 32, "n_test": 200, "sampler": "radial"},
+            "sampling": {"n_interior": 64, "n_boundary": 32, "n_initial": 32, "n_test": 200, "sampler": "radial",
+                         "resample": False},  # the paper's fixed points; a family run needs them
             "optim": {"iters": 20}, "log_every": 5, "checkpoint_every": 5}
     for k, v in over.items():
         base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v

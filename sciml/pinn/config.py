@@ -46,13 +46,15 @@ class ModelConfig:
 @dataclass(frozen=True)
 class SamplingConfig:
     sampler: str = param("volume", choices=SAMPLERS.names(),
-                         doc="ball sampler: uniform in volume, or uniform in radius (the paper code's)")
+                         doc="ball sampler: uniform in volume, uniform in radius (the paper code's), or half "
+                             "of each (mixed)")
     r_min: float = param(0.0, ge=0, lt=1, doc="smallest radius of the radial sampler")
     n_interior: int = param(1000, ge=1)
     n_boundary: int = param(500, ge=0)
     n_initial: int = param(500, ge=0, doc="initial points (unused by a stationary problem)")
     n_test: int = param(10000, ge=1, doc="held-out test points, drawn like the interior points")
-    resample: bool = param(False, doc="draw fresh collocation points every step")
+    resample: bool = param(True, doc="draw fresh collocation points every step (fixed points over-fit in high d; "
+                                     "false: one fixed set, the SVD-PINN reproduction and family runs)")
 
 
 @dataclass(frozen=True)
@@ -73,18 +75,26 @@ class LaplacianConfig:
     chunk_size: int | None = param(None, ge=1, doc="points per chunk (memory cap)")
     compile: str = param("auto", choices=("auto", "on", "off"),
                          doc="torch.compile the whole loss, derivatives inside, after a check against eager "
-                             "(falls back to eager with a warning); auto = on for the exact forward Laplacian "
-                             "when optim.iters >= 2000, where the one-off 10-20 s compile is repaid")
+                             "(falls back to eager with a warning); auto: for the exact forward Laplacian, "
+                             "time 3 eager steps and compile when the rest of the run (steps left x step time, "
+                             "capped by optim.max_seconds) repays the compile (solver.compile_pays)")
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     iters: int = param(20000, ge=0, doc="Adam iterations")
     lr: float = param(1e-3, gt=0, doc="Adam learning rate")
-    decay_rate: float = param(1.0, gt=0, le=1, doc="lr multiplied by this every decay_steps (smoothly)")
+    schedule: str = param("exponential", choices=("exponential", "cosine"),
+                          doc="exponential: lr decay_rate^(i / decay_steps); cosine: from lr down to lr_min over the "
+                              "Adam iterations; both after a linear warm-up and never below lr_min")
+    decay_rate: float = param(1.0, gt=0, le=1, doc="lr multiplied by this every decay_steps (smoothly; exponential)")
     decay_steps: int = param(1000, ge=1)
+    warmup: int = param(0, ge=0, doc="linear warm-up steps from lr / warmup to lr (0: none)")
+    lr_min: float = param(0.0, ge=0, doc="the floor of the schedule (absolute; at most lr)")
     lbfgs_iters: int = param(0, ge=0, doc="L-BFGS polishing iterations after Adam")
     lbfgs_lr: float = param(1.0, gt=0)
+    lbfgs_points: int = param(0, ge=0, doc="interior points of the L-BFGS finish when resampling: one batch drawn "
+                                           "when it starts, since a line search needs one loss (0: n_interior)")
     max_seconds: float | None = param(None, gt=0, doc="wall-clock budget of the training, resumed sessions "
                                                       "included (the command line's --max-seconds wins)")
 

@@ -55,7 +55,7 @@ from torch import Tensor
 from sciml.autodiff import EvolutionDerivatives
 
 __all__ = ["Ball", "Box", "PDEProblem", "HardDirichlet", "Operator", "StationaryProblem", "StationaryOperatorFn",
-           "DistanceAnsatz", "ball_distance", "box_distance", "is_stationary"]
+           "DistanceAnsatz", "BallDistance", "ball_distance", "box_distance", "is_stationary"]
 
 #: ``operator(terms, t, x) -> (N,)``: the left-hand side :math:`\mathcal{N}[u]` from the core's terms.
 Operator = Callable[[EvolutionDerivatives, Tensor, Tensor], Tensor]
@@ -171,13 +171,27 @@ def ball_distance(ball: Ball, *, normalised: bool = True) -> Callable[[Tensor], 
     :math:`\Delta\varphi = -2d/R^2` normalised). Per point: ``x (..., d) -> (...)``.
     """
     r2 = float(ball.radius) ** 2
-    c = ball.center_tensor(dtype=torch.float64)
-    scale = 1.0 / r2 if normalised else 1.0
+    return BallDistance(r2, ball.center_tensor(dtype=torch.float64), 1.0 / r2 if normalised else 1.0)
 
-    def phi(x: Tensor) -> Tensor:
-        return scale * (r2 - ((x - c.to(x)) ** 2).sum(-1))
 
-    return phi
+@dataclass(frozen=True, eq=False)
+class BallDistance:
+    r""":math:`\varphi(x) = s\,(R^2 - \|x - c\|^2)` (:func:`ball_distance`), with its terms in closed form:
+    :math:`\nabla\varphi = -2s(x - c)`, :math:`\Delta\varphi = -2sd` (:meth:`terms`, so a resampled run
+    does not take a Hessian per point and step)."""
+
+    r2: float
+    center: Tensor
+    scale: float
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.scale * (self.r2 - ((x - self.center.to(x)) ** 2).sum(-1))
+
+    def terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(phi, grad phi, lap phi)`` at ``x (N, d)``: shapes ``(N,)``, ``(N, d)``, ``(N,)``."""
+        y = x - self.center.to(x)
+        return (self.scale * (self.r2 - (y * y).sum(-1)), -2 * self.scale * y,
+                torch.full_like(x[:, 0], -2 * self.scale * x.shape[1]))
 
 
 def box_distance(box: Box, *, kind: str = "product") -> Callable[[Tensor], Tensor]:

@@ -45,7 +45,7 @@ from sciml.autodiff import (AbstractLaplacian, EvolutionDerivatives, ForwardLapl
 from sciml.run import ConfigError, derived_generator, rng_state, set_rng_state
 from sciml.run.distributed import DistContext
 
-from .config import PINNConfig
+from .config import OptimConfig, PINNConfig
 from .network import laplacian_for
 from .problem import Ball, DistanceAnsatz, HardDirichlet, PDEProblem, StationaryProblem, ball_distance, box_distance, \
     is_stationary
@@ -57,7 +57,8 @@ __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_fo
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
            "collocation", "shard_points", "flat_pinn_loss", "PARTS", "Objective", "MemberObjective", "dtype_of",
            "StationaryDerivatives", "stationary_terms", "distance_terms", "stationary_loss", "flat_stationary_loss",
-           "predict_stationary", "default_distance"]
+           "predict_stationary", "default_distance", "lr_factor",
+           "compile_pays"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -243,10 +244,22 @@ def stationary_terms(f: Any, params: Mapping[str, Tensor] | None, x: Tensor, *, 
 
 
 def distance_terms(hard: DistanceAnsatz, x: Tensor) -> tuple[StationaryDerivatives, StationaryDerivatives]:
-    """Exact terms of the lift and of the distance factor at ``x`` (they do not depend on the parameters)."""
-    lift, phi = hard.lift_or_zero(), hard.phi
-    return (stationary_terms(lambda params, z: lift(z), {}, x, method=HessianTrace()),
-            stationary_terms(lambda params, z: phi(z), {}, x, method=HessianTrace()))
+    """Exact terms of the lift and of the distance factor at ``x`` (they do not depend on the parameters):
+    in closed form where the callable has ``terms(x)`` (:class:`~sciml.pinn.problem.BallDistance`) or the
+    lift is zero, else by the Hessian trace (a d x d Hessian per point)."""
+    if hard.lift is None:
+        z = x.new_zeros(x.shape[0])
+        lift = StationaryDerivatives(z, torch.zeros_like(x), z)
+    else:
+        lift = _exact_terms(hard.lift, x)
+    return lift, _exact_terms(hard.phi, x)
+
+
+def _exact_terms(fn: Callable[[Tensor], Tensor], x: Tensor) -> StationaryDerivatives:
+    closed = getattr(fn, "terms", None)
+    if closed is not None:
+        return StationaryDerivatives(*closed(x))
+    return stationary_terms(lambda params, z: fn(z), {}, x, method=HessianTrace())
 
 
 def _distance_product(n: StationaryDerivatives, ab: tuple[StationaryDerivatives, StationaryDerivatives]
@@ -389,12 +402,14 @@ def dtype_of(cfg: PINNConfig) -> torch.dtype:
     return torch.float64 if cfg.dtype == "float64" else torch.float32
 
 
-def collocation(problem: PDEProblem, cfg: PINNConfig, device, generator: torch.Generator | None = None) -> Points:
+def collocation(problem: PDEProblem, cfg: PINNConfig, device, generator: torch.Generator | None = None, *,
+                n_interior: int | None = None) -> Points:
     """The training points of a run; with no generator, drawn from ``cfg.seed`` (so a transfer run with
-    the same seed and sampling trains on the pre-training points, as the paper does)."""
+    the same seed and sampling trains on the pre-training points, as the paper does). ``n_interior``
+    overrides ``sampling.n_interior`` (the L-BFGS finish's batch)."""
     gen = generator if generator is not None else torch.Generator(device).manual_seed(cfg.seed)
     s = cfg.sampling
-    return sample_points(problem, s.n_interior, s.n_boundary, s.n_initial, sampler=sampler_of(cfg),
+    return sample_points(problem, s.n_interior if n_interior is None else n_interior, s.n_boundary, s.n_initial, sampler=sampler_of(cfg),
                          generator=gen, device=device, dtype=dtype_of(cfg))
 
 
@@ -486,10 +501,62 @@ class MemberObjective:
 
 
 # ----------------------------------------------------------------------------------------------------
+#: eager steps timed before ``laplacian.compile = "auto"`` decides
+AUTO_PROBE_STEPS = 3
+#: the one-off cost of ``torch.compile`` of a forward-Laplacian loss, seconds (measured 9-16 s on a quiet
+#: 2-core Xeon, ~40 s on a loaded machine: experiments/bench_pinn_compile.py, docs/results/pinn_compile.json)
+COMPILE_SECONDS = 30.0
+#: the fraction of an eager step the compiled loss saves (measured 1.15-1.29x faster: 13-23 %)
+COMPILE_GAIN = 0.13
+
+
+def compile_pays(step_seconds: float, steps_left: int, seconds_left: float | None = None, *,
+                 compile_seconds: float = COMPILE_SECONDS, gain: float = COMPILE_GAIN) -> bool:
+    r"""Whether compiling the loss is repaid within the rest of the run.
+
+    The eager rest of the run lasts :math:`T = \min(n\,t, \text{seconds\_left})` (``n`` steps of ``t``
+    seconds, capped by the wall-clock budget); compiling saves :math:`\text{gain}\cdot T` and costs
+    ``compile_seconds`` once, so it pays when :math:`\text{gain}\cdot T > \text{compile\_seconds}`.
+    """
+    run = step_seconds * max(steps_left, 0)
+    if seconds_left is not None:
+        run = min(run, seconds_left)
+    return gain * run > compile_seconds
+
+
+def lr_factor(o: OptimConfig) -> Callable[[int], float]:
+    r"""The learning-rate multiplier of Adam step ``i`` (``optim.schedule``), for ``LambdaLR``.
+
+    With :math:`w` warm-up steps, :math:`k = i - w`, :math:`n = \text{iters} - w` and the floor
+    :math:`\rho = \text{lr\_min}/\text{lr}`:
+
+    .. math::
+        \lambda(i) = \frac{i + 1}{w} \ (i < w), \qquad
+        \lambda = \rho + (1 - \rho)\,\tfrac12\bigl(1 + \cos(\pi \min(k/n, 1))\bigr) \ \text{(cosine)}, \qquad
+        \lambda = \max(r^{k/s}, \rho) \ \text{(exponential, rate } r \text{ per } s \text{ steps)}.
+
+    After the warm-up :math:`\lambda` never increases (no spike when the warm-up ends: it reaches 1 there).
+    """
+    if o.lr_min > o.lr:
+        raise ConfigError("optim.lr_min", f"the floor {o.lr_min:g} is above optim.lr = {o.lr:g}; set lr_min <= lr")
+    floor, w, n = o.lr_min / o.lr, o.warmup, max(o.iters - o.warmup, 1)
+
+    def factor(i: int) -> float:
+        if i < w:
+            return (i + 1) / w
+        k = i - w
+        if o.schedule == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k / n, 1.0)))
+        return max(o.decay_rate ** (k / o.decay_steps), floor)
+
+    return factor
+
+
+# ----------------------------------------------------------------------------------------------------
 @dataclass
 class Trainer:
-    """Trains one parametrised network (or K stacked ones) on the collocation points: Adam (optional lr
-    decay), then L-BFGS polishing. One call of :meth:`step` is one optimiser step; :meth:`state` and
+    """Trains one parametrised network (or K stacked ones) on the collocation points: Adam (the lr
+    schedule of :func:`lr_factor`), then L-BFGS polishing (on one batch when resampling). One call of :meth:`step` is one optimiser step; :meth:`state` and
     :meth:`load` hold everything the remaining steps depend on. :class:`sciml.pinn.PINN` and the
     transfer methods drive it through :func:`sciml.fit`.
 
@@ -511,6 +578,8 @@ class Trainer:
         laplacian: a :data:`~sciml.autodiff.LAPLACIANS` name or object overriding ``cfg.laplacian.method``.
         s_optimizer: builds the optimiser of the parametrisation's singular values (``par.s_keys``) from
             their tensors (default: plain SGD, lr 1e-2, the SVD-PINN script's).
+        clock: the timer of the steps (``time.perf_counter``; a test passes a fake one): training seconds
+            and the ``laplacian.compile = "auto"`` decision (:func:`compile_pays`).
     """
 
     problem: PDEProblem
@@ -524,6 +593,7 @@ class Trainer:
     objective: Objective | None = None
     laplacian: AbstractLaplacian | str | None = None
     s_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer] | None = None
+    clock: Callable[[], float] = time.perf_counter
 
     def __post_init__(self):
         cfg, problem = self.cfg, self.problem
@@ -550,10 +620,11 @@ class Trainer:
         self._flat = self.objective.flat_loss(self.module, self.method, self.par.build, weights=self.weights,
                                               t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
         c = cfg.laplacian.compile
-        # auto: the exact forward Laplacian gains 1.1-1.4x from the fused tangent updates; SDGD/Hutchinson
-        # batches are small and gain nothing (experiments/bench_pinn_compile.py)
-        self.use_compile = c == "on" or (c == "auto" and cfg.optim.iters >= 2000
-                                         and isinstance(self.method, ForwardLaplacian))
+        self.use_compile = c == "on"
+        # auto: only the exact forward Laplacian gains (1.15-1.3x, the fused tangent updates; SDGD/Hutchinson
+        # batches are small and gain nothing, experiments/bench_pinn_compile.py); whether the gain repays the
+        # compile is decided from the first eager steps' times and the run's length (compile_pays)
+        self._probe: list[float] | None = [] if c == "auto" and isinstance(self.method, ForwardLaplacian) else None
         self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
 
     def _make_optimisers(self) -> None:
@@ -567,7 +638,7 @@ class Trainer:
             self.opts.append(torch.optim.Adam(rest, lr=o.lr))
         if s:
             self.opts.append(self.s_optimizer(s) if self.s_optimizer is not None else torch.optim.SGD(s, lr=1e-2))
-        decay = lambda i: o.decay_rate ** (i / o.decay_steps)  # noqa: E731
+        decay = lr_factor(o)
         self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
         self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
                                         history_size=50, line_search_fn="strong_wolfe")
@@ -584,10 +655,8 @@ class Trainer:
     def loss(self, theta=None) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise (the members' sum for a family) and its parts (member means)."""
         cfg = self.cfg
-        if cfg.sampling.resample:
-            self.global_points = collocation(self.problem, cfg, self.device, self.gen)
-            self.points = shard_points(self.global_points, self.dist)
-            self.targets = self.objective.targets(self.points)
+        if cfg.sampling.resample and getattr(self, "_step", 0) < cfg.optim.iters:  # L-BFGS: one fixed batch
+            self._draw_points()
         noise = None
         if self.method.stochastic:  # drawn for the global batch, then sharded like the points
             noise = self.method.draw(self.global_points.x_in.shape[0], self.problem.d, generator=self.gen,
@@ -602,11 +671,32 @@ class Trainer:
             out = self._flat(theta, *args)
         else:
             if self._loss_fn is None:
-                log.info("compiling the loss (laplacian.compile = %s, %d iterations): a one-off 10-20 s",
+                log.info("compiling the loss (laplacian.compile = %s, %d iterations): a one-off 10-40 s",
                          self.cfg.laplacian.compile, self.cfg.optim.iters)
                 self._loss_fn = compile_loss(self._flat, theta, *args)
             out = self._loss_fn(theta, *args)
         return out[0], dict(zip(PARTS, out[1:]))
+
+    def _decide_compile(self, i: int, dt: float) -> None:
+        """``laplacian.compile = "auto"``: after :data:`AUTO_PROBE_STEPS` eager steps, compile if
+        :func:`compile_pays` for the rest of the run (the ranks' mean step time, so all ranks agree)."""
+        self._probe.append(dt)
+        if len(self._probe) < AUTO_PROBE_STEPS:
+            return
+        step_s = self.dist.all_reduce_mean({"s": min(self._probe)})["s"]  # the first step carries warm-up costs
+        o = self.cfg.optim
+        left = None if o.max_seconds is None else max(o.max_seconds - self.train_seconds, 0.0)
+        self.use_compile = compile_pays(step_s, self.n_steps - i - 1, left)
+        self._probe = None
+        log.info("laplacian.compile = auto: eager step %.3g s, %d steps left, budget %s: %s", step_s,
+                 self.n_steps - i - 1, "none" if left is None else f"{left:.0f} s left",
+                 "compiling" if self.use_compile else "staying eager (the compile would not be repaid)")
+
+    def _draw_points(self, n_interior: int | None = None) -> None:
+        """Fresh collocation points from the run's noise stream (``n_interior`` overrides the config's)."""
+        self.global_points = collocation(self.problem, self.cfg, self.device, self.gen, n_interior=n_interior)
+        self.points = shard_points(self.global_points, self.dist)
+        self.targets = self.objective.targets(self.points)
 
     @property
     def compiled(self) -> bool:
@@ -651,6 +741,10 @@ class Trainer:
                 sch.step()
             return loss, parts
         box = {}
+        o = self.cfg.optim
+        if self.cfg.sampling.resample and self._step == o.iters:
+            # a line search needs one loss: the finish trains on one fresh batch, drawn when it starts
+            self._draw_points(o.lbfgs_points or None)
 
         def closure():
             self.lbfgs.zero_grad(set_to_none=True)
@@ -668,11 +762,14 @@ class Trainer:
     def step(self, i: int) -> dict[str, float]:
         """Optimiser step ``i``; the metrics: the loss (per member) and its parts, and every
         ``log_every`` steps the test errors."""
-        t0 = time.perf_counter()
+        t0 = self.clock()
         self._step = i
         loss, parts = self._optimiser_step()
         self.par.project()
-        self.train_seconds += time.perf_counter() - t0
+        dt = self.clock() - t0
+        self.train_seconds += dt
+        if self._probe is not None:
+            self._decide_compile(i, dt)
         k = self.objective.k
         # the optimised loss of a family is the members' sum: report the mean member loss
         out = {"loss": float(loss.detach()) / k, **{f"loss_{n}": float(v.detach()) for n, v in parts.items()}}

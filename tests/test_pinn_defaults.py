@@ -1,0 +1,171 @@
+"""Accuracy-first defaults of ``sciml.pinn`` (issue #18, item 3): the learning-rate schedule (warm-up, cosine or
+exponential decay to a floor, never increasing after the warm-up), fresh points every step by default (the
+paper reproduction configs keep their fixed points), and ``laplacian.compile = "auto"`` deciding from the
+run's length and budget (a fake clock: no real compile here)."""
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from problems.pdes import allen_cahn
+from sciml.autodiff import HessianTrace
+from sciml.pinn import (SAMPLERS, Ball, DistanceAnsatz, PINNConfig, Trainer, ball_distance, build_network,
+                        identity_parametrisation, sample_domain)
+from sciml.pinn.config import OptimConfig
+from sciml.pinn.solver import COMPILE_GAIN, COMPILE_SECONDS, compile_pays, distance_terms, lr_factor, stationary_terms
+from sciml.run import ConfigError, load_config
+from sciml.transfer import TransferRunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cfg_of(**over) -> PINNConfig:
+    base = {"problem": {"family": "allen_cahn", "value": 1.0, "d": 2}, "model": {"widths": [8]},
+            "sampling": {"n_interior": 16, "n_boundary": 8, "n_initial": 8, "n_test": 50},
+            "optim": {"iters": 40, "lr": 1e-2}, "log_every": 1000}
+    for k, v in over.items():
+        base[k] = {**base.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config(base, PINNConfig)
+
+
+def trainer(cfg: PINNConfig, **kw) -> Trainer:
+    torch.manual_seed(0)
+    m = build_network(3, cfg.model.widths)
+    return Trainer(allen_cahn(1.0, 2), m, identity_parametrisation(m), cfg, **kw)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The schedule
+@pytest.mark.parametrize("schedule,rate", [("cosine", 1.0), ("exponential", 0.1)])
+def test_schedule_warms_up_then_never_increases_down_to_its_floor(schedule, rate):
+    o = OptimConfig(iters=1000, lr=2e-3, lr_min=1e-5, warmup=100, schedule=schedule, decay_rate=rate,
+                    decay_steps=200)
+    f = [lr_factor(o)(i) for i in range(1500)]
+    assert f[0] == pytest.approx(1 / 100) and f[99] == 1.0  # linear warm-up reaching the peak lr, no spike
+    assert all(b > a for a, b in zip(f[:99], f[1:100]))
+    assert all(b <= a for a, b in zip(f[99:], f[100:]))  # after the warm-up: never up
+    floor = 1e-5 / 2e-3
+    assert min(f) >= min(floor, f[0]) and f[-1] == pytest.approx(floor)
+    if schedule == "cosine":  # half-way through the decay: the mean of peak and floor
+        assert f[100 + 450] == pytest.approx(floor + (1 - floor) / 2)
+    else:  # the exponential decay: rate per decay_steps, counted from the warm-up's end
+        assert f[100 + 200] == pytest.approx(0.1) and f[100 + 400] == pytest.approx(0.01)
+
+
+def test_exponential_without_warmup_or_floor_is_the_old_decay():
+    o = OptimConfig(iters=300, lr=5e-3, decay_rate=0.5, decay_steps=200)
+    assert all(lr_factor(o)(i) == 0.5 ** (i / 200) for i in range(300))
+
+
+def test_trainer_follows_the_schedule_and_a_floor_above_lr_is_refused():
+    cfg = cfg_of(optim={"iters": 12, "lr": 1e-2, "lr_min": 1e-4, "warmup": 4, "schedule": "cosine"})
+    tr = trainer(cfg)
+    f = lr_factor(cfg.optim)
+    for i in range(12):
+        assert tr.opts[0].param_groups[0]["lr"] == pytest.approx(1e-2 * f(i))  # the lr step i used
+        tr.step(i)
+    with pytest.raises(ConfigError, match="optim.lr_min"):
+        trainer(cfg_of(optim={"lr": 1e-3, "lr_min": 1e-2}))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fresh points by default; the reproduction configs keep theirs
+def test_resample_is_the_default_and_reproduction_configs_keep_fixed_points():
+    assert load_config({}, PINNConfig).sampling.resample is True
+    for name in ("allen_cahn_pretrain", "allen_cahn_transfer", "linear_parabolic"):
+        assert load_config(ROOT / "configs" / "pinn" / f"{name}.toml", TransferRunConfig).sampling.resample is False
+    tr = trainer(cfg_of(optim={"iters": 3}))
+    first = tr.points.x_in.clone()
+    tr.step(0)
+    assert not torch.equal(first, tr.points.x_in)  # the default draws new points every step
+
+
+# ----------------------------------------------------------------------------------------------------
+# compile = "auto" decides from the budget
+def test_compile_pays_when_the_saving_exceeds_the_one_off_cost():
+    n_break = COMPILE_SECONDS / COMPILE_GAIN  # eager seconds of the rest of the run where compiling breaks even
+    assert compile_pays(0.1, math.ceil(1.01 * n_break / 0.1))
+    assert not compile_pays(0.1, math.floor(0.99 * n_break / 0.1))
+    assert not compile_pays(1.0, 10**6, seconds_left=0.99 * n_break)  # a budget shorter than the break-even
+    assert compile_pays(1.0, 10**6, seconds_left=1.01 * n_break)
+    assert not compile_pays(10.0, 0)
+
+
+def fake_clock(step_seconds: float):
+    """Each step reads the clock twice (start, end): every read advances by one step's time."""
+    c = itertools.count()
+    return lambda: next(c) * step_seconds
+
+
+@pytest.mark.parametrize("step_s,iters,budget,expect", [
+    (1e-3, 5000, None, False),   # a short run: 5 s of steps cannot repay the compile
+    (1.0, 5000, None, True),     # 5000 s of slow steps repay it
+    (1.0, 5000, 60.0, False),    # ... unless the wall-clock budget is a minute
+])
+def test_auto_compile_decides_after_timing_eager_steps(step_s, iters, budget, expect):
+    cfg = cfg_of(optim={"iters": iters, "max_seconds": budget}, laplacian={"method": "forward", "compile": "auto"})
+    tr = trainer(cfg, clock=fake_clock(step_s))
+    assert not tr.use_compile
+    for i in range(3):  # the probe steps run eager
+        assert not tr.use_compile
+        tr.step(i)
+    assert tr.use_compile is expect
+    assert tr.train_seconds == pytest.approx(3 * step_s)
+
+
+def test_auto_never_compiles_a_stochastic_laplacian_and_on_off_are_obeyed():
+    slow = fake_clock(10.0)
+    cfg = cfg_of(optim={"iters": 5000}, laplacian={"method": "sdgd", "probes": 1, "compile": "auto"})
+    tr = trainer(cfg, clock=slow)
+    for i in range(4):
+        tr.step(i)
+    assert not tr.use_compile  # SDGD gains nothing from compiling (experiments/bench_pinn_compile.py)
+    assert trainer(cfg_of(laplacian={"method": "forward", "compile": "on"})).use_compile
+    assert not trainer(cfg_of(optim={"iters": 10**6}, laplacian={"compile": "off"}), clock=slow).use_compile
+
+
+# ----------------------------------------------------------------------------------------------------
+# The pieces that make a resampled stationary step cheap and accurate
+def test_mixed_sampler_is_half_radial_half_volume():
+    """P(r < 1/2) = (1/2)(1/2) + (1/2)(1/2)^10 in d = 10: the radial half's and the volume half's."""
+    x = sample_domain(Ball(10), 40000, sampler=SAMPLERS.resolve("mixed"), generator=torch.Generator().manual_seed(0),
+                      dtype=torch.float64)
+    r = x.norm(dim=1)
+    assert (r <= 1).all()
+    assert float((r < 0.5).double().mean()) == pytest.approx(0.25 + 0.5**11, abs=0.01)
+    assert float((r[:20000] < 0.5).double().mean()) == pytest.approx(0.5, abs=0.015)  # the radial half
+
+
+def test_ball_distance_terms_in_closed_form_equal_the_hessian_trace():
+    ball = Ball(6, radius=1.5, center=(0.1, 0.0, -0.2, 0.3, 0.0, 0.5))
+    x = sample_domain(ball, 50, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for normalised in (True, False):
+        phi = ball_distance(ball, normalised=normalised)
+        closed = distance_terms(DistanceAnsatz(phi), x)[1]
+        ref = stationary_terms(lambda p, z: phi(z), {}, x, method=HessianTrace())  # the generic route
+        s = 1 / 1.5**2 if normalised else 1.0
+        assert torch.allclose(closed.lap, torch.full((50,), -2 * 6 * s, dtype=torch.float64), atol=1e-12)
+        for a, b in ((closed.u, ref.u), (closed.grad, ref.grad), (closed.lap, ref.lap)):
+            assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_lbfgs_finish_of_a_resampled_run_trains_on_one_batch_drawn_when_it_starts():
+    """A line search compares losses, so they must be of one batch: fresh points every Adam step, then one
+    batch of ``optim.lbfgs_points`` for the whole finish, and the finish lowers the loss on it."""
+    tr = trainer(cfg_of(optim={"iters": 3, "lbfgs_iters": 4, "lbfgs_points": 40}))
+    seen = []
+    for i in range(7):
+        tr.step(i)
+        seen.append(tr.points.x_in)
+    assert all(a.shape[0] == 16 for a in seen[:3]) and not torch.equal(seen[0], seen[1])
+    assert seen[3].shape[0] == 40 and all(s is seen[3] for s in seen[4:])
+    with torch.no_grad():
+        first = float(tr.loss()[0])
+    for i in range(7, 10):  # past the configured steps the trainer keeps its L-BFGS batch
+        tr.step(i)
+    assert tr.points.x_in is seen[3]
+    with torch.no_grad():
+        assert float(tr.loss()[0]) < first
