@@ -8,7 +8,7 @@ Each problem is a frozen :class:`HeavyTailProblem`: a sampler plus the exact com
   :math:`P(|X|>r) = \bar F_{d,\nu}(r^2/d)`, a power law :math:`\sim r^{-\nu}`; every marginal is a
   1-d Student-t(:math:`\nu`). No mean for :math:`\nu\le1`, no variance for :math:`\nu\le2`.
 * :func:`cauchy_power` -- Pareto-GAN's submanifold example: :math:`z_i = \mathrm{sign}(y_i)|y_i|^{t_i}`,
-  :math:`y_i` iid Cauchy, :math:`t_i\sim U(0.5, 2)` drawn once, padded with zeros to ``embed_dim``.
+  :math:`y_i` iid Cauchy, :math:`t_i\sim U(0.5, 2)` drawn once (by default the authors' draw), padded with zeros to ``embed_dim``.
   Marginal tail :math:`P(|z_i|>r) = \frac{2}{\pi}\arctan(r^{-1/t_i})`, tail index :math:`1/t_i`.
 * :func:`pareto` -- iid symmetric Lomax coordinates, :math:`P(|X_i|>r) = (1+r)^{-a}`.
 * :func:`mixed` -- light (Gaussian) and heavy (Student-t) coordinates side by side.
@@ -95,18 +95,32 @@ def student_t(nu: float, dim: int = 2) -> HeavyTailProblem:
 
 
 def cauchy_power(dim: int = 10, embed_dim: int | None = None, *, t_range: tuple[float, float] = (0.5, 2.0),
-                 seed: int = 0) -> HeavyTailProblem:
+                 seed: int | None = None, powers: "np.ndarray | None" = None) -> HeavyTailProblem:
     """Cauchy power transform :math:`\\mathrm{sign}(y)|y|^{t_i}` in ``dim`` coordinates, zero-padded.
 
     Args:
         dim: heavy coordinates (10 in Pareto-GAN and the authors' runs).
         embed_dim: ambient dimension (default ``dim``; the authors use 110).
-        t_range: powers :math:`t_i \\sim U(t_{lo}, t_{hi})`, drawn once from ``seed``.
+        t_range: the law of the powers, :math:`t_i \\sim U(t_{lo}, t_{hi})`.
+        seed: ``None`` (default): the authors' powers, the first ``dim`` draws of numpy's legacy stream seeded
+            with 100 (:func:`sciml.heavytail.submanifold.authors_powers`; for ``dim = 10``: 1.315, 0.918, ...,
+            1.363), so the published figures compare with these; an integer: powers drawn once from
+            ``numpy.random.default_rng(seed)``.
+        powers: the ``dim`` powers themselves (overrides ``seed``).
     """
     embed_dim = embed_dim or dim
     if embed_dim < dim:
         raise ValueError(f"embed_dim ({embed_dim}) must be >= dim ({dim})")
-    t = np.random.default_rng(seed).uniform(*t_range, size=dim)
+    if powers is not None:
+        t = np.asarray(powers, dtype=float).reshape(-1)
+        if t.shape != (dim,) or not np.all(np.isfinite(t) & (t > 0)):
+            raise ValueError(f"powers must be {dim} finite numbers > 0, got {powers!r}")
+    elif seed is None and tuple(t_range) == (0.5, 2.0):
+        from sciml.heavytail.submanifold import authors_powers  # the authors' draw (their U(0.5, 2))
+
+        t = authors_powers(dim)
+    else:
+        t = np.random.default_rng(0 if seed is None else seed).uniform(*t_range, size=dim)
 
     def sampler(n: int, rng: np.random.Generator) -> np.ndarray:
         y = rng.standard_cauchy((n, dim))

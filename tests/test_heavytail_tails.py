@@ -130,12 +130,13 @@ def test_gan_learns_the_tail_index_a_gaussian_latent_cannot(seed):
 
 
 def test_kill_and_resume_with_the_gan_options_is_bit_identical(tmp_path):
-    """The learned-tail GAN's extra state (output scale, moving average, reversed order) is checkpointed:
+    """The learned-tail GAN's extra state (output scale, moving average, reversed order, learning-rate
+    schedule) is checkpointed or a function of the step:
     a run stopped at step 12 and resumed ends bit-identical to an uninterrupted one."""
     from test_heavytail import _assert_same, _tiny
 
     data = student_t(1.5, 2).sample(300, 1)
-    cfg = _tiny("gan", gan={"width": 8, "depth": 2, "scale": True, "ema": 0.9, "order": "data_gen"})
+    cfg = _tiny("gan", gan={"width": 8, "depth": 2, "scale": True, "ema": 0.9, "order": "data_gen", "lr_decay": 0.1})
     a = fit(HeavyTail, cfg, data, out=tmp_path / "a")
     b = fit(HeavyTail, cfg, data, out=tmp_path / "b", stop_at=12)
     assert b.step == 12
@@ -148,3 +149,46 @@ def test_kill_and_resume_with_the_gan_options_is_bit_identical(tmp_path):
     assert np.array_equal(a.payload.samples, b.payload.samples)
     loaded = HeavyTail.load(tmp_path / "b")
     _assert_same(loaded.sampler.state_dict(), sb)
+
+
+def test_options_that_do_nothing_are_refused_and_defaults_accepted():
+    """An option set away from its default that the run would not use is a ConfigError naming it; the same
+    key at its default value cannot be told from one left alone and is accepted."""
+    from sciml.heavytail.config import unused_option
+    from sciml.run import ConfigError
+
+    refused = [({"model": "flow", "lipschitz": 3.0}, "lipschitz"), ({"model": "flow", "critic": {"lr": 0.1}}, "critic.lr"),
+               ({"model": "particles", "gan": {"ema": 0.5}}, "gan.ema"), ({"flow": {"hjb": 1.0}}, "flow.hjb"),
+               ({"divergence": "wasserstein", "alpha": 3.0}, "alpha"), ({"constraint": "none", "lipschitz": 2.0}, "lipschitz"),
+               ({"constraint": "spectral", "gp_weight": 1.0}, "gp_weight")]
+    for over, key in refused:
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            load_config(over, HeavyTailConfig)
+    for over in ({"model": "flow", "alpha": 2.0, "lipschitz": 1.0, "constraint": "gp"}, {"model": "particles"},
+                 {"model": "flow", "flow": {"base": "student", "base_nu": 2.0}},
+                 {"gan": {"latent": "student", "latent_nu": 1.5}}, {"constraint": "spectral", "lipschitz": 2.0}):
+        assert unused_option(load_config(over, HeavyTailConfig)) is None
+
+
+def test_every_lipschitz_bound_is_checked_in_one_place():
+    from sciml.heavytail.constraints import GradientPenalty, SpectralNormalization, Unconstrained
+
+    for cls in (GradientPenalty, SpectralNormalization):
+        for bad in (0.0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match="lipschitz must be > 0"):
+                cls(lipschitz=bad)
+    assert Unconstrained().lipschitz == float("inf") and GradientPenalty(2.0).lipschitz == 2.0
+
+
+def test_generator_learning_rate_follows_the_cosine_schedule():
+    """lr_i = lr (d + (1 - d)(1 + cos(pi i / (steps - 1)))/2), d = lr_decay: lr at the first step, lr d at the
+    last, halfway between at the middle; d = 1 is the constant rate."""
+    from sciml.heavytail.strategies import GANModel
+
+    cfg = load_config({"steps": 101, "gan": {"lr": 2e-3, "lr_decay": 0.01}}, HeavyTailConfig)
+    assert GANModel.learning_rate(cfg, 0) == pytest.approx(2e-3)
+    assert GANModel.learning_rate(cfg, 100) == pytest.approx(2e-5)
+    assert GANModel.learning_rate(cfg, 50) == pytest.approx(2e-3 * (0.01 + 0.99 / 2))
+    assert GANModel.learning_rate(cfg, 25) == pytest.approx(2e-3 * (0.01 + 0.99 * (1 + math.cos(math.pi / 4)) / 2))
+    const = load_config({"steps": 101}, HeavyTailConfig)
+    assert {GANModel.learning_rate(const, i) for i in (0, 37, 100)} == {const.gan.lr}

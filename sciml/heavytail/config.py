@@ -5,7 +5,8 @@ TOML layout: top-level keys, then the tables ``[critic]``, ``[gan]``, ``[particl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
 from ..run import ConfigError, param
@@ -15,7 +16,7 @@ from .models import LATENTS
 from .objectives import DIVERGENCES
 from .strategies import MODELS
 
-__all__ = ["CriticConfig", "GANConfig", "ParticleConfig", "FlowConfig", "HeavyTailConfig"]
+__all__ = ["CriticConfig", "GANConfig", "ParticleConfig", "FlowConfig", "HeavyTailConfig", "unused_option"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class GANConfig:
     depth: int = param(3, ge=1)
     activation: str = param("leaky_relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the generator")
+    lr_decay: float = param(1.0, gt=0, le=1, doc="the generator's learning rate falls along a cosine from lr to "
+                                                 "lr * lr_decay at the last step; 1 = constant")
     order: str = param("data_gen", choices=("data_gen", "gen_data"),
                        doc="data_gen: train on D_f(Q || P_G), which for alpha > 1 punishes generated tails lighter "
                            "than the data's; gen_data: D_f(P_G || Q) as in the authors' code (zero-forcing: "
@@ -115,6 +118,9 @@ class HeavyTailConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
 
     def __post_init__(self):
+        unused = unused_option(self)
+        if unused is not None:
+            raise ConfigError(*unused)
         if not MODELS[self.model].adversarial:
             return  # the flow has no critic: divergence, alpha and constraint do not apply
         if self.divergence == "alpha" and self.alpha < 1:
@@ -122,3 +128,55 @@ class HeavyTailConfig:
                                        "use alpha > 1 or alpha = 1 (KL)")
         if self.divergence == "wasserstein" and self.constraint == "none":
             raise ConfigError("constraint", "the Wasserstein objective needs a Lipschitz critic; use 'gp' or 'spectral'")
+
+
+def _changed(cfg: Any) -> list[str]:
+    """The fields of the dataclass ``cfg`` whose value differs from the field's default, in order.
+
+    An option is "set" when it differs from its default: a value equal to the default (``--alpha 2`` with
+    ``--model flow``) cannot be told from an option left alone, and is accepted."""
+    out = []
+    for f in fields(cfg):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if getattr(cfg, f.name) != default:
+            out.append(f.name)
+    return out
+
+
+def _first_changed(table: Any, prefix: str) -> str | None:
+    keys = _changed(table)
+    return f"{prefix}.{keys[0]}" if keys else None
+
+
+def unused_option(cfg: HeavyTailConfig) -> tuple[str, str] | None:
+    """``(key, why)`` for the first option set away from its default that the run would not use, else None.
+
+    Refused rather than ignored: the flow has no critic (``divergence``, ``alpha``, ``lipschitz``,
+    ``constraint``, ``gp_weight``, ``[critic]``); each table belongs to its own model (``[gan]``,
+    ``[particles]``, ``[flow]``); ``alpha`` only shapes ``divergence = "alpha"``; ``lipschitz`` needs a
+    constraint and ``gp_weight`` the gradient penalty; ``gan.latent_nu`` a Student-t latent, ``flow.base_nu``
+    a Student-t base, ``flow.probes`` the Hutchinson estimator."""
+    top = set(_changed(cfg))
+    if not MODELS[cfg.model].adversarial:
+        for key in ("divergence", "alpha", "lipschitz", "constraint", "gp_weight"):
+            if key in top:
+                return key, f"does nothing for model = '{cfg.model}' (it has no critic); drop it"
+        if "critic" in top:
+            return _first_changed(cfg.critic, "critic"), f"does nothing for model = '{cfg.model}' (it has no critic); drop it"
+    for table in ("gan", "particles", "flow"):
+        if table in top and table != cfg.model:
+            return (_first_changed(getattr(cfg, table), table),
+                    f"the [{table}] table is for model = '{table}', not '{cfg.model}'; drop it or set model = '{table}'")
+    if "alpha" in top and cfg.divergence != "alpha":
+        return "alpha", f"does nothing with divergence = '{cfg.divergence}'; drop it or set divergence = 'alpha'"
+    if "lipschitz" in top and cfg.constraint == "none":
+        return "lipschitz", "does nothing with constraint = 'none' (no Lipschitz bound); drop it or use 'gp' or 'spectral'"
+    if "gp_weight" in top and cfg.constraint != "gp":
+        return "gp_weight", f"is the gradient penalty's weight; it does nothing with constraint = '{cfg.constraint}'"
+    if cfg.gan.latent_nu != 0 and not cfg.gan.latent.startswith("student"):
+        return "gan.latent_nu", f"does nothing with gan.latent = '{cfg.gan.latent}'; set gan.latent = 'student' or drop it"
+    if cfg.flow.base_nu != 0 and cfg.flow.base != "student":
+        return "flow.base_nu", "does nothing with flow.base = 'gaussian'; set flow.base = 'student' or drop it"
+    if cfg.flow.probes != 1 and cfg.flow.divergence != "hutchinson":
+        return "flow.probes", "does nothing with flow.divergence = 'exact'; set flow.divergence = 'hutchinson' or drop it"
+    return None

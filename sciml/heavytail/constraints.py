@@ -34,6 +34,11 @@ class LipschitzConstraint:
 
     lipschitz: float = float("inf")
 
+    def __post_init__(self):
+        # one check for every bound: the dataclass subclasses' __init__ calls it
+        if not self.lipschitz > 0:
+            raise ValueError(f"lipschitz must be > 0, got {self.lipschitz}")
+
     def draw(self, n: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> Tensor | None:
         return None
 
@@ -70,10 +75,6 @@ class GradientPenalty(LipschitzConstraint):
     one_sided: bool = True
     chunk_size: int | None = None
 
-    def __post_init__(self):
-        if not self.lipschitz > 0:
-            raise ValueError(f"lipschitz must be > 0, got {self.lipschitz}")
-
     @property
     def bounded(self) -> bool:
         return True
@@ -98,10 +99,6 @@ class SpectralNormalization(LipschitzConstraint):
     r"""Hard constraint: weights rescaled to spectral norm :math:`L^{1/n}` after each critic step."""
 
     lipschitz: float = 1.0
-
-    def __post_init__(self):
-        if not self.lipschitz > 0:
-            raise ValueError(f"lipschitz must be > 0, got {self.lipschitz}")
 
     @property
     def bounded(self) -> bool:

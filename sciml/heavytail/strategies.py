@@ -18,6 +18,7 @@ A strategy never holds state: the networks, optimisers, particles and random str
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -125,8 +126,18 @@ class GANModel(GenerativeModel):
     def optimiser(self, cfg, sampler):
         return torch.optim.Adam(sampler.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999))
 
+    @staticmethod
+    def learning_rate(cfg, i: int) -> float:
+        """The generator's learning rate at step ``i``: a cosine from ``lr`` to ``lr * lr_decay`` over the
+        run (a function of ``i`` alone, so a resumed run follows the same schedule)."""
+        g = cfg.gan
+        frac = i / max(cfg.steps - 1, 1)
+        return g.lr * (g.lr_decay + (1 - g.lr_decay) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
     def step(self, run, i):
         G, critic, bs = run.sampler, run.critic, run.batch_size
+        for group in run.optimiser.param_groups:
+            group["lr"] = self.learning_rate(run.config, i)
         reverse = run.config.gan.order == "data_gen"  # D_f(Q || P_G): the data take the E[phi] side
         for _ in range(run.config.critic.steps):
             with torch.no_grad():
