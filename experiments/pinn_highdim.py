@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     nb = a.n_interior // 2 if a.hard != "initial_boundary" else 0
     cfg = load_config({
-        "problem": {"family": a.family, "value": a.value, "d": a.d}, "model": {"widths": [a.width] * a.depth},
+        "problem": {"family": a.family, "value": a.value, "d": a.d}, "model": {"widths": [a.width] * a.depth, "input_scale": "none"},
         "sampling": {"sampler": "radial", "n_interior": a.n_interior, "n_boundary": nb,
                      "n_initial": nb if a.hard == "none" else 0, "n_test": 10000, "resample": not a.fixed_points},
         "loss": {"hard": a.hard}, "laplacian": {"method": a.method, "probes": a.probes},

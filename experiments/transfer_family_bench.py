@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     nb = a.n_interior // 2
-    cfg = load_config({"problem": {"family": "allen_cahn", "d": a.d}, "model": {"widths": [a.width, a.width]},
+    cfg = load_config({"problem": {"family": "allen_cahn", "d": a.d}, "model": {"widths": [a.width, a.width], "input_scale": "none"},
                        "sampling": {"sampler": "radial", "n_interior": a.n_interior, "n_boundary": nb, "n_initial": nb,
                                     "n_test": 2000},
                        "optim": {"iters": a.iters}, "transfer": {"s_lr": a.s_lr}, "log_every": max(a.iters // 4, 1),

@@ -36,7 +36,7 @@ METHODS = ("svd", "full", "frozen_hidden", "last_layer", "scratch")
 def base_config(a) -> dict:
     return {
         "problem": {"family": a.family, "value": a.source, "d": a.d},
-        "model": {"widths": [a.width, a.width], "activation": a.activation},
+        "model": {"widths": [a.width, a.width], "activation": a.activation, "input_scale": "none"},
         "sampling": {"sampler": a.sampler, "r_min": a.r_min,
                      "n_interior": 1000, "n_boundary": 500, "n_initial": 500, "n_test": 10000,
                      "resample": a.resample},

@@ -116,6 +116,16 @@ def test_auto_compile_decides_after_timing_eager_steps(step_s, iters, budget, ex
     assert tr.train_seconds == pytest.approx(3 * step_s)
 
 
+def test_auto_compile_weighs_the_budget_fit_enforces_not_only_the_configs():
+    """``--max-seconds`` (fit's budget, set through ``set_budget``) wins over ``optim.max_seconds``."""
+    cfg = cfg_of(optim={"iters": 5000, "max_seconds": 10**6}, laplacian={"method": "forward", "compile": "auto"})
+    tr = trainer(cfg, clock=fake_clock(1.0))
+    tr.budget_seconds = 60.0  # what PINN.set_budget does with fit's max_seconds
+    for i in range(3):
+        tr.step(i)
+    assert tr.use_compile is False  # a minute cannot repay the compile; the config's budget alone would
+
+
 def test_auto_never_compiles_a_stochastic_laplacian_and_on_off_are_obeyed():
     slow = fake_clock(10.0)
     cfg = cfg_of(optim={"iters": 5000}, laplacian={"method": "sdgd", "probes": 1, "compile": "auto"})
@@ -169,3 +179,16 @@ def test_lbfgs_finish_of_a_resampled_run_trains_on_one_batch_drawn_when_it_start
     assert tr.points.x_in is seen[3]
     with torch.no_grad():
         assert float(tr.loss()[0]) < first
+
+
+# ----------------------------------------------------------------------------------------------------
+# The shipped configs
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/pinn/*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_pinn_config_loads_and_reproductions_keep_the_papers_inputs(path):
+    from sciml.run import load_config
+    from sciml.transfer import TransferRunConfig
+
+    cfg = load_config(path, TransferRunConfig)  # a PINNConfig with the [transfer] table: reads every file
+    if "pretrain" in path.name or "linear_parabolic" in path.name:  # the paper's reproductions: raw inputs
+        assert cfg.model.input_scale == "none" and cfg.sampling.resample is False

@@ -160,7 +160,8 @@ def test_family_api(pretrained, tmp_path):
     u = tr.objective.predict(tr.module, tr.par, t, x, t_shift=tr.t_shift)
     one = {n: v[1] for n, v in back.params.items()}
     from sciml.pinn.solver import predict
-    assert torch.allclose(predict(back.module, one, t, x, t_shift=back.t_shift), u[1])
+    # float32: a vmapped and a direct forward pass round differently (1e-7 on outputs of order 1)
+    assert torch.allclose(predict(back.module, one, t, x, t_shift=back.t_shift), u[1], atol=1e-6)
     with pytest.raises(Exception, match="pinn family"):  # a family model is not a single PINN
         PINN.load(tmp_path / "fam")
 

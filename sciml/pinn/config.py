@@ -41,6 +41,11 @@ class ProblemConfig:
 class ModelConfig:
     widths: tuple[int, ...] = param((300, 300), ge=1, doc="hidden widths (the paper: two layers of 300)")
     activation: str = param("tanh", choices=ACTIVATIONS, doc="relu3 = max(z,0)^3/6, the released code's")
+    input_scale: str = param("auto", choices=("auto", "none"),
+                             doc="auto: the first layer acts on inputs standardised by the training distribution "
+                                 "(sciml.pinn.inputs; a coordinate of a d-ball point is about 1/sqrt(3d)); none: raw "
+                                 "inputs (the SVD-PINN paper). Training from scratch only: a transfer trains the "
+                                 "pre-trained network's weights as they are")
 
 
 @dataclass(frozen=True)

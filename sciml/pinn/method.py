@@ -38,7 +38,9 @@ from .config import PINNConfig
 from .network import build_network
 from .problem import PDEProblem, StationaryProblem, is_stationary
 from .report import save_model, write_run_outputs
-from .solver import Trainer, dtype_of, identity_parametrisation, predict, predict_stationary, with_hard_constraints
+from .inputs import input_statistics, standardised_parametrisation
+from .solver import (Trainer, dtype_of, identity_parametrisation, predict, predict_stationary, sampler_of,
+                     with_hard_constraints)
 
 __all__ = ["PINN", "PINNMethodBase", "TrainedPINN", "CheckpointError", "memory_estimate", "check_memory",
            "read_model", "check_resume_checkpoint", "resolve_problem", "input_dim"]
@@ -219,6 +221,11 @@ class PINNMethodBase(MethodBase[Any]):
         """The config's wall-clock budget (``optim.max_seconds``), for ``fit`` when it is given none."""
         return self.config.optim.max_seconds
 
+    def set_budget(self, seconds: float | None) -> None:
+        """The run's wall-clock budget as ``fit`` enforces it (``--max-seconds`` wins over the config), so
+        that ``laplacian.compile = "auto"`` weighs the compile against the budget the run really has."""
+        self.trainer.budget_seconds = seconds
+
     def step(self, i: int) -> dict[str, float]:
         return self.engine.step(i)
 
@@ -304,7 +311,8 @@ class PINN(PINNMethodBase):
         check_memory(config, problem.d, device)
         module = build_network(input_dim(config), config.model.widths, config.model.activation).to(
             device=device, dtype=dtype_of(config))
-        trainer = Trainer(problem, module, identity_parametrisation(module), config, device=device, dist=dist,
+        trainer = Trainer(problem, module, _parametrisation(module, config, problem, device), config, device=device,
+                          dist=dist,
                           laplacian=laplacian if laplacian is not None and not isinstance(laplacian, str) else None)
         return cls(config, trainer, dist=dist, extra_meta=extra)
 
@@ -326,6 +334,15 @@ class PINN(PINNMethodBase):
                            int(meta.get("n_trainable", sum(v.numel() for v in params.values()))),
                            float(meta.get("train_seconds", 0.0)), bool(meta.get("compiled", False)),
                            str(meta.get("method", "pinn")))
+
+
+def _parametrisation(module: nn.Module, cfg: PINNConfig, problem, device) -> Any:
+    """A fresh network's trainable tensors: raw inputs, or standardised ones (``model.input_scale``)."""
+    if cfg.model.input_scale == "none":
+        return identity_parametrisation(module)
+    t_shift = 0.0 if is_stationary(problem) else 0.5 * sum(problem.t_range)  # what Trainer feeds the network
+    mean, std = input_statistics(problem, sampler_of(cfg), t_shift=t_shift, device=device, dtype=dtype_of(cfg))
+    return standardised_parametrisation(module, mean, std)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -580,6 +580,8 @@ class Trainer:
             their tensors (default: plain SGD, lr 1e-2, the SVD-PINN script's).
         clock: the timer of the steps (``time.perf_counter``; a test passes a fake one): training seconds
             and the ``laplacian.compile = "auto"`` decision (:func:`compile_pays`).
+        budget_seconds: the run's wall-clock budget for that decision when it is not ``optim.max_seconds``
+            (``fit(..., max_seconds=)`` / ``--max-seconds`` sets it through ``set_budget``).
     """
 
     problem: PDEProblem
@@ -594,6 +596,7 @@ class Trainer:
     laplacian: AbstractLaplacian | str | None = None
     s_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer] | None = None
     clock: Callable[[], float] = time.perf_counter
+    budget_seconds: float | None = None
 
     def __post_init__(self):
         cfg, problem = self.cfg, self.problem
@@ -684,8 +687,8 @@ class Trainer:
         if len(self._probe) < AUTO_PROBE_STEPS:
             return
         step_s = self.dist.all_reduce_mean({"s": min(self._probe)})["s"]  # the first step carries warm-up costs
-        o = self.cfg.optim
-        left = None if o.max_seconds is None else max(o.max_seconds - self.train_seconds, 0.0)
+        budget = self.budget_seconds if self.budget_seconds is not None else self.cfg.optim.max_seconds
+        left = None if budget is None else max(budget - self.train_seconds, 0.0)
         self.use_compile = compile_pays(step_s, self.n_steps - i - 1, left)
         self._probe = None
         log.info("laplacian.compile = auto: eager step %.3g s, %d steps left, budget %s: %s", step_s,

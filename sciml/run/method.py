@@ -221,6 +221,8 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     m = method.build(config, problem, device=dev, dist=dist, **options)
     if max_seconds is None:  # a budget in the method's config (e.g. optim.max_seconds)
         max_seconds = getattr(m, "max_seconds", None)
+    if hasattr(m, "set_budget"):  # a method whose choices depend on the budget (the PINN's compile "auto")
+        m.set_budget(max_seconds)
     # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
     # saved, and what a resumed run must match; nothing has been written yet
     run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None
