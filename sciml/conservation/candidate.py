@@ -316,7 +316,7 @@ def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device:
     lib = data.library
     fit = (library_fit(lib.features, lib.z, lib.v, spans.Q_train[lib.idx], v_err=lib.err,
                        exact_factor=cfg.library_exact_factor, cache=lib.cache,
-                       head_features=cfg.library_head_features) if lib is not None else None)
+                       head_features=cfg.library_head_features, check=lib.check) if lib is not None else None)
     exact = fit is not None and fit.exact
     inits = []
     for r in range(0 if exact else cfg.restarts):

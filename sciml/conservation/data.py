@@ -138,6 +138,8 @@ class PolynomialLibrary:
         features: the monomials, up to degree ``degree``, and the atom terms
             (:func:`~sciml.conservation.library.build_library`).
         cache: what :func:`~sciml.conservation.library.library_fit` keeps across the run's candidates.
+        check: the points of every fifth training trajectory, held out of the library's fit: a solution
+            is exact only if it is exact on them too (an over-fitted one is not).
     """
 
     idx: Tensor
@@ -147,6 +149,7 @@ class PolynomialLibrary:
     features: MonomialFeatures
     degree: int
     cache: dict = field(default_factory=dict, compare=False, repr=False)
+    check: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,13 @@ class DeflationData:
         return int(self.train.x.shape[1])
 
 
+def _check_rows(traj_ids: Tensor) -> Tensor | None:
+    """The library points on every fifth trajectory (whole trajectories, so a function fitted to the others
+    is judged on motions it has not seen); ``None`` with fewer than 5 trajectories."""
+    check = traj_ids % 5 == 0
+    return check if bool(check.any()) and bool((~check).any()) else None
+
+
 def prepare_data(traj: Trajectories, cfg: Any, generator: torch.Generator, device: torch.device,
                  dtype: torch.dtype) -> DeflationData:
     """Split the trajectories, make the training and held-out points, standardise, and pick the polynomial
@@ -202,6 +212,7 @@ def prepare_data(traj: Trajectories, cfg: Any, generator: torch.Generator, devic
                                     train.err[idx] / scale if train.err is not None else None,
                                     build_library(d, degree, whitening(z), train.x[idx], shift, scale,
                                                   cfg.library_features, cfg.library_atom_degree,
-                                                  cfg.library_max_features).to(device), degree)
+                                                  cfg.library_max_features).to(device), degree,
+                                    check=_check_rows(train.traj[idx]))
     return DeflationData(train, test, shift, scale, TrajectoryWindows(train.traj), (tr_idx, ho_idx),
                          np.asarray(traj.X[ho_idx]), traj.n_dof, library)
