@@ -21,14 +21,17 @@ before training, so a resumed run rebuilds the same map.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
+from sciml.autodiff import mlp_structure
+
 from .problem import Ball, is_stationary
-from .solver import Parametrisation
+from .solver import Parametrisation, identity_parametrisation
 
 __all__ = ["input_statistics", "standardised_parametrisation"]
 
@@ -54,7 +57,7 @@ def input_statistics(problem, sampler, *, t_shift: float = 0.0, device=None,
     if isinstance(dom, Ball):
         gen = torch.Generator().manual_seed(0)
         r = sampler.radii(_RADII_DRAWS, dom, gen, None, torch.float64)
-        m_x = torch.as_tensor(dom.center_tensor(None, torch.float64))
+        m_x = dom.center_tensor(None, torch.float64)
         s_x = torch.full((dom.d,), math.sqrt(float((r**2).mean()) / dom.d), dtype=torch.float64)
     else:
         low = torch.tensor(dom.low, dtype=torch.float64)
@@ -67,13 +70,6 @@ def input_statistics(problem, sampler, *, t_shift: float = 0.0, device=None,
     return m_x.to(device=device, dtype=dtype), s_x.to(device=device, dtype=dtype)
 
 
-def _first_linear(module: nn.Module) -> str:
-    for name, sub in module.named_modules():
-        if isinstance(sub, nn.Linear):
-            return name
-    raise ValueError(f"{type(module).__name__} has no nn.Linear layer to standardise the inputs of")
-
-
 def standardised_parametrisation(module: nn.Module, mean: Tensor, std: Tensor,
                                  params: Mapping[str, Tensor] | None = None) -> Parametrisation:
     r"""Every parameter trainable, the first layer's acting on standardised inputs (module docstring).
@@ -84,18 +80,16 @@ def standardised_parametrisation(module: nn.Module, mean: Tensor, std: Tensor,
             initialisation is then the usual one for unit-variance inputs).
         mean, std: :math:`m, \sigma` of :func:`input_statistics`.
     """
-    src = dict(module.named_parameters()) if params is None else params
-    theta = {k: v.detach().clone().requires_grad_(True) for k, v in src.items()}
-    first = _first_linear(module)
-    w_key, b_key = f"{first}.weight", f"{first}.bias"
+    structure = mlp_structure(module)  # an MLP: the first affine layer's parameter names
+    w_key, b_key = structure.weights[0], structure.biases[0]
     inv = 1.0 / std
 
     def build(th: Mapping[str, Tensor], const: Mapping[str, Tensor]) -> dict[str, Tensor]:
         p = {**const, **th}
         w = th[w_key] * inv
         p[w_key] = w
-        if b_key in th:
+        if b_key is not None:
             p[b_key] = th[b_key] - w @ mean
         return p
 
-    return Parametrisation(theta, {}, build, label="full")
+    return dataclasses.replace(identity_parametrisation(module, params), build=build)

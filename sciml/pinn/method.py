@@ -40,7 +40,7 @@ from .problem import PDEProblem, StationaryProblem, is_stationary
 from .report import save_model, write_run_outputs
 from .inputs import input_statistics, standardised_parametrisation
 from .solver import (Trainer, dtype_of, identity_parametrisation, predict, predict_stationary, sampler_of,
-                     with_hard_constraints)
+                     time_shift, with_hard_constraints)
 
 __all__ = ["PINN", "PINNMethodBase", "TrainedPINN", "CheckpointError", "memory_estimate", "check_memory",
            "read_model", "check_resume_checkpoint", "resolve_problem", "input_dim"]
@@ -340,8 +340,8 @@ def _parametrisation(module: nn.Module, cfg: PINNConfig, problem, device) -> Any
     """A fresh network's trainable tensors: raw inputs, or standardised ones (``model.input_scale``)."""
     if cfg.model.input_scale == "none":
         return identity_parametrisation(module)
-    t_shift = 0.0 if is_stationary(problem) else 0.5 * sum(problem.t_range)  # what Trainer feeds the network
-    mean, std = input_statistics(problem, sampler_of(cfg), t_shift=t_shift, device=device, dtype=dtype_of(cfg))
+    mean, std = input_statistics(problem, sampler_of(cfg), t_shift=time_shift(problem), device=device,
+                                 dtype=dtype_of(cfg))
     return standardised_parametrisation(module, mean, std)
 
 

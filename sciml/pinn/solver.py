@@ -398,6 +398,11 @@ def sampler_of(cfg: PINNConfig):
     return SAMPLERS.resolve(cfg.sampling.sampler, r_min=cfg.sampling.r_min)
 
 
+def time_shift(problem: PDEProblem | StationaryProblem) -> float:
+    """What the network's time input is shifted by: the middle of the time interval (0: stationary)."""
+    return 0.0 if is_stationary(problem) else 0.5 * sum(problem.t_range)
+
+
 def dtype_of(cfg: PINNConfig) -> torch.dtype:
     return torch.float64 if cfg.dtype == "float64" else torch.float32
 
@@ -615,10 +620,11 @@ class Trainer:
         self.member_history: list[tuple[int, list[float]]] = []
         lap = cfg.laplacian.method if self.laplacian is None else self.laplacian
         self.method = laplacian_for(self.module, lap, problem.d, cfg.laplacian.probes)
-        self.t_shift = 0.0 if is_stationary(problem) else 0.5 * sum(problem.t_range)
+        self.t_shift = time_shift(problem)
         self.weights = (cfg.loss.w_residual, cfg.loss.w_boundary, cfg.loss.w_initial)
         self._make_optimisers()
         self.train_seconds = 0.0
+        self._step = 0  # the step being taken (loss() may be called before the first)
         self._ab = None
         self._flat = self.objective.flat_loss(self.module, self.method, self.par.build, weights=self.weights,
                                               t_shift=self.t_shift, chunk_size=cfg.laplacian.chunk_size)
@@ -658,7 +664,7 @@ class Trainer:
     def loss(self, theta=None) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise (the members' sum for a family) and its parts (member means)."""
         cfg = self.cfg
-        if cfg.sampling.resample and getattr(self, "_step", 0) < cfg.optim.iters:  # L-BFGS: one fixed batch
+        if cfg.sampling.resample and self._step < cfg.optim.iters:  # L-BFGS: one fixed batch
             self._draw_points()
         noise = None
         if self.method.stochastic:  # drawn for the global batch, then sharded like the points
