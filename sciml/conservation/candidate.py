@@ -232,9 +232,13 @@ class Candidate:
         self.history.append(lv)
         self.step += 1
         if cfg.patience and self.step > self.n_warm and ((self.step - self.n_warm) % cfg.eval_every == 0
-                                                         or self.step == (self.cosine_end or cfg.steps)):
+                                                         or self.step == self.cosine_stop(cfg)):
             self._patience(*validation_loss(self.inits[0], data, spans, cfg, floor=True), cfg)
         return lv, rv
+
+    def cosine_stop(self, cfg: Any) -> int:
+        """The step the running cosine decay ends at (``cfg.steps`` until a restart moves it)."""
+        return self.cosine_end or cfg.steps
 
     def _patience(self, loss: float, floor: float, cfg: Any) -> None:
         r"""The patience rule: an evaluation improves when the validation loss falls below
@@ -248,9 +252,9 @@ class Candidate:
             self.val_best, self.val_since = loss, 0
         else:
             self.val_since += 1
-        if self.step == (self.cosine_end or cfg.steps):
+        if self.step == self.cosine_stop(cfg):
             self._restart_cosine(loss, floor, cfg)
-        self.stopped = self.val_since >= cfg.patience and self.step >= (self.cosine_end or cfg.steps)
+        self.stopped = self.val_since >= cfg.patience and self.step >= self.cosine_stop(cfg)
 
     def _restart_cosine(self, loss: float, floor: float, cfg: Any) -> bool:
         r"""At the end of a cosine: start another one (``steps`` steps from ``lr`` down to ``lr_final``, Adam's
@@ -260,7 +264,7 @@ class Candidate:
         learning while the learning rate was high), and another cosine fits under the cap ``n_steps``. A
         hard candidate (the Morse energy) needs more steps at a high learning rate, not more at
         ``lr_final``; one at its floor, or stalled, takes none. ``restart_factor = 0``: never."""
-        end = self.cosine_end or cfg.steps
+        end = self.cosine_stop(cfg)
         mid = end - cfg.steps + cfg.steps // 2
         first = [v for s, v in self.val_history if end - cfg.steps < s <= mid]
         second = [v for s, v in self.val_history if mid < s <= end]
@@ -485,7 +489,7 @@ def evaluate(cand: Candidate, data: DeflationData, spans: Spans, cfg: Any
     st_te["median_value"] = max(st_te["median"], st_te["value_spread"])
     st_te["start"] = cand.start
     st_te["steps"] = cand.step
-    st_te["cosines"] = (cand.cosine_end or cfg.steps) // cfg.steps if cand.step else 0   # restarts + 1
+    st_te["cosines"] = cand.cosine_stop(cfg) // cfg.steps if cand.step else 0   # restarts + 1
     lib = cand.library
     if lib is not None:
         st_te["library_ratio"], st_te["library_next_ratio"] = lib.ratio, lib.next_ratio

@@ -396,11 +396,8 @@ def library_fit(features: MonomialFeatures, z: Tensor, v: Tensor, Q: Tensor, *, 
     fit_rows = slice(None) if check is None else ~check.to(z.device)
     A, B, G, E = _matrices(features, z[fit_rows], v[fit_rows], None if v_err is None else v_err[fit_rows],
                            Q[fit_rows], chunk_size, cache, "base")
-    held = None
-    if check is not None and bool(check.any()):
-        rows = check.to(z.device)
-        held = _matrices(features, z[rows], v[rows], None if v_err is None else v_err[rows], Q[rows], chunk_size,
-                         cache, "check")
+    held = None  # the held-out rows' matrices, assembled only when a stage is exact on the fitted ones
+    has_check = check is not None and bool(check.any())
     n_fit = len(z) if check is None else int((~check).sum())
     fallback, fit = None, None
     stages = [st for st in features.stages() if st[0] * points_per_column <= n_fit] or features.stages()[:1]
@@ -408,7 +405,11 @@ def library_fit(features: MonomialFeatures, z: Tensor, v: Tensor, Q: Tensor, *, 
         fit = _solve(A[:n, :n], B[:n, :n], G[:n, :n], None if E is None else E[:n, :n], rcond, null_tol,
                      exact_factor, degree, atom_degree)
         fit = dataclasses.replace(fit, coef=torch.cat([fit.coef, fit.coef.new_zeros(len(A) - n)]), columns=n)
-        if fit.exact and held is not None:
+        if fit.exact and has_check:
+            if held is None:
+                rows = check.to(z.device)
+                held = _matrices(features, z[rows], v[rows], None if v_err is None else v_err[rows], Q[rows],
+                                 chunk_size, cache, "check")
             fit = _checked(fit, n, held, exact_factor, null_tol)
         if fit.exact:
             return fit
