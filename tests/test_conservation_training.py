@@ -54,7 +54,8 @@ def test_old_fixed_small_budget_stays_above_the_floor(sir):
 def test_lbfgs_finish_lowers_the_full_batch_objective():
     """The second-order finish (strong Wolfe line search) never raises its objective, the batch mean of
     log loss over its fixed points, and with `finish_steps` a run goes through it (one step per candidate
-    here: no Adam step is needed for the finish to run after a 1-step budget)."""
+    here: no Adam step is needed for the finish to run after a 1-step budget). 30 iterations lowered it by
+    1.9 on an AMD EPYC and by only 0.8 on an Intel Xeon, 60 by 1.5 there: the iteration count is not tuned."""
     from sciml.conservation.candidate import lbfgs_finish, start_candidate
 
     tr = simulate(get_system("ho1d"), 16, 40, 0.1, generator=torch.Generator().manual_seed(0))
@@ -62,10 +63,10 @@ def test_lbfgs_finish_lowers_the_full_batch_objective():
     m = Deflation.build(cfg, tr, device=torch.device("cpu"))
     c = start_candidate(1, m.data, m.spans, cfg, m.device, m.dtype)
     before = [p.detach().clone() for p in c.inits[0].model.parameters()]
-    trace = lbfgs_finish(c.inits[0], m.data, m.spans, cfg, 30, points=512)
+    trace = lbfgs_finish(c.inits[0], m.data, m.spans, cfg, 60, points=512)
     assert len(trace) > 2 and trace[-1] < trace[0] - 1.0      # decades of loss: log10 e ~ 0.43 per unit
     assert any(not torch.equal(a, p) for a, p in zip(before, c.inits[0].model.parameters()))
-    res = sciml.fit(Deflation, DiscoveryConfig(library_degree=0, steps=1, restarts=1, patience=0, finish_steps=30,
+    res = sciml.fit(Deflation, DiscoveryConfig(library_degree=0, steps=1, restarts=1, patience=0, finish_steps=60,
                                                network=NET), tr)
     plain = sciml.fit(Deflation, DiscoveryConfig(library_degree=0, steps=1, restarts=1, patience=0,
                                                  network=NET), tr)

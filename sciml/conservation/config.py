@@ -110,6 +110,12 @@ class DiscoveryConfig:
                                         "0: 2 x steps; without patience, `steps` is the count")
     finish_steps: int = param(0, ge=0, doc="L-BFGS iterations on the full-batch objective after the Adam steps "
                                            "(0: none; docs/conservation.md: the diagnosis)")
+    hamiltonian_steps: int = param(1000, ge=0, doc="Hamiltonian start (qp data): one more initialisation per "
+                                   "candidate, a network fitted in this many steps to the energy gradient the "
+                                   "velocities show, (-pdot, qdot), while the energy is not yet in the span of the "
+                                   "earlier laws; 0: off")
+    hamiltonian_lr: float = param(3e-4, gt=0, doc="Hamiltonian start: its cosine decay starts at this rate (it is "
+                                  "refined, not retrained; cfg.lr throws it out of the energy's basin)")
     warmup_fraction: float = param(0.1, gt=0, lt=1, doc="fraction of the steps all initialisations train")
     dtype: str = param("float32", choices=("float32", "float64"), doc="training precision")
     log_every: int = param(50, ge=1, doc="steps between rows of metrics.jsonl")

@@ -164,6 +164,8 @@ class DeflationData:
         heldout: the held-out trajectories ``(n, T, d)`` (constancy).
         n_dof: ``N`` of a ``qp`` layout, else ``None``.
         library: the polynomial start's inputs (``None``: off).
+        cache: what the run's candidates share once computed (the Hamiltonian start's fitted network,
+            :mod:`~sciml.conservation.hamiltonian`).
     """
 
     train: PointSet
@@ -175,6 +177,7 @@ class DeflationData:
     heldout: np.ndarray
     n_dof: int | None
     library: PolynomialLibrary | None
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def dim(self) -> int:
