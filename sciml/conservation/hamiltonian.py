@@ -10,9 +10,10 @@ A candidate network fitted to that gradient (a Sobolev regression, as in Hamilto
 next to the energy whatever its form. This matters where the deflation objective's random starts do not get
 there: on the planar Yukawa problem the energy's gradient is nearly parallel to the angular momentum's on the
 data (median deflation factor 13.6 for the exact energy after :math:`L`), and every random start (and the
-library's degree-4 start) settled on an approximate integral nearly orthogonal to :math:`L` (the precessing
-Runge-Lenz direction, deflation 1.1) at 20-300x its floor, while the energy scores its floor
-(docs/conservation.md, "Why a candidate stops above its floor").
+library's degree-4 start) settled on an approximate integral nearly orthogonal to :math:`L` (deflation 1.1;
+the orbits' apsides precess slowly, though Kepler's Runge-Lenz angle itself scores 1000x its floor) at
+20-300x its own floor, while the energy scores its floor (docs/conservation.md, "Why a candidate stops above
+its floor").
 
 The fitted network is one more initialisation of a candidate (label ``"hamiltonian"``) beside the random and
 library ones, and the warm-up's usual rule decides: where the energy is already in the span of the earlier
