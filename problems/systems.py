@@ -591,8 +591,11 @@ def henon_heiles(energy: tuple[float, float] = (0.12, 0.16), amplitude: float = 
     the energy shell ``energy`` (default :math:`[0.12, 0.16]`: 64% of its trajectories are chaotic, 80% of
     those above 0.14; ``docs/systems.md``) inside the triangle, drawn from its bounding box
     :math:`x \in [-\sqrt3/2, \sqrt3/2]`, :math:`y \in [-1/2, 1]`, :math:`|p_i| \le \sqrt{2 E_{hi}}`.
-    ``amplitude`` is not used: the shell and the triangle fix the region.
+    ``amplitude`` is not used (the shell and the triangle fix the region): any value but 1 is refused.
     """
+    if amplitude != 1.0:
+        raise ValueError(f"henon-heiles: amplitude {amplitude:g} would do nothing (the energy shell {energy} and the "
+                         f"triangle fix the initial states); leave --amplitude at 1")
     lo, hi = energy
     if not 0 < lo < hi < 1 / 6:
         raise ValueError(f"henon-heiles: energy shell must satisfy 0 < lo < hi < 1/6 (bounded), got {energy}")

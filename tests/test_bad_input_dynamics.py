@@ -48,6 +48,7 @@ SIMULATE_CASES = [
     _sim("amplitude-overflows-states", "fput-beta-fixed --amplitude 1e100 --n-traj 2 --n-times 5", "--amplitude",
          "nonfinite"),
     _sim("amplitude-overflows-energy", "ho1d --amplitude 1e200 --n-traj 2 --n-times 5", "--amplitude", "nonfinite"),
+    _sim("amplitude-unused", "henon-heiles --amplitude 2", "--amplitude", "choice"),
     _sim("max-step-zero", "ho1d --max-step 0", "--max-step", "range"),
     _sim("max-step-negative", "ho1d --max-step -1", "--max-step", "range"),
     _sim("max-step-nan", "ho1d --max-step nan", "--max-step", "nonfinite"),

@@ -73,7 +73,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         system = get_system(args.system, args.n, amplitude=args.amplitude,
                             **({"regime": args.regime} if args.system.startswith("fput") else {}))
     except ValueError as e:
-        raise UsageError("--n", str(e)) from None
+        raise UsageError("--amplitude" if "amplitude" in str(e) else "--n", str(e)) from None
     integ = _integrator(args, system)
     gen = _generator(args.seed)
     traj, lyap = _run(args, system, integ, gen)
@@ -81,7 +81,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"{system.name}: {traj.n_trajectories} trajectories x {traj.n_times} samples (dt {args.dt}), "
           f"state dim {traj.dim}; {traj.attrs['integrator']}; region {system.region.description}")
     at_least = "at least " if system.expected_is_lower_bound else ""
-    print(f"max relative energy drift {traj.attrs['energy_drift']:.2e}; theory: {at_least}{system.expected} "
+    what = "energy" if system.hamiltonian is not None else f"{next(iter(system.invariants), 'energy')}"
+    print(f"max relative {what} drift {traj.attrs['energy_drift']:.2e}; theory: {at_least}{system.expected} "
           f"independent integrals ({system.expected_involution} in involution) - {system.notes}")
     if lyap is not None:
         print(f"largest Lyapunov exponent over T = {lyap['T']:g} ({lyap['n_traj']} trajectories): "

@@ -12,7 +12,7 @@ attr ``layout``            ``"qp"`` | ``"none"``                        ``qp``: 
                                                                         second half p (needed for involution)
 attr ``system``            str                                          catalogue name, free text otherwise
 attr ``params``            JSON str                                     physical parameters
-attr ``energy_drift``      float                                        max relative energy error (generated)
+attr ``energy_drift``      float                                        max relative energy error (generated; SIR: of C)
 attr ``integrator``        str                                          how the data were made
 attr ``schema_version``    int                                          the schema's version (written: 1)
 attr ``lyapunov``          JSON str                                     Lyapunov summary (``simulate --lyapunov``)
@@ -90,10 +90,12 @@ class Trajectories:
 
 
 def energy_drift(system: DynamicalSystem, X: torch.Tensor) -> float:
-    r"""Largest relative energy error :math:`\max |H(x_t)-H(x_0)| / \max(|H(x_0)|, 1)` over the data."""
-    if system.hamiltonian is None:
+    r"""Largest relative energy error :math:`\max |H(x_t)-H(x_0)| / \max(|H(x_0)|, 1)` over the data; for a
+    system without a Hamiltonian (SIR), the same for its first known invariant; NaN if it has neither."""
+    f = system.hamiltonian or next(iter(system.invariants.values()), None)
+    if f is None:
         return float("nan")
-    H = system.hamiltonian(torch.as_tensor(X, dtype=torch.float64))
+    H = f(torch.as_tensor(X, dtype=torch.float64))
     return float(((H - H[:, :1]).abs() / H[:, :1].abs().clamp_min(1.0)).max())
 
 
