@@ -197,3 +197,54 @@ def test_whitened_library_finds_the_quartic_energy_of_a_drifting_chain():
     span = orthonormal_span(torch.stack(known + [gH], -1))
     resid = g - torch.einsum("mdk,mek,me->md", span, span, g)
     assert float((resid.norm(dim=-1) / g.norm(dim=-1)).median()) < 1e-3
+
+
+def test_closed_form_head_gradient_equals_autograd():
+    """A candidate with a polynomial head (cubic monomials of whitened z at d = 6, zeros among the states so
+    the prefix/suffix products are exercised at 0): the closed-form state gradient the training uses, and
+    its gradient with respect to every parameter, equal float64 autograd through the module's forward to
+    1e-12."""
+    from sciml.conservation.candidate import Gradients
+    from sciml.conservation.library import whitening
+
+    torch.manual_seed(0)
+    d = 6
+    x = torch.randn(300, d, dtype=torch.float64) * 2 + 1
+    x[:10, 2] = 0.0
+    shift, scale = x.mean(0), x.std(0)
+    lib = MonomialFeatures(d, 3, whitening((x - shift) / scale))
+    m = ConservedQuantity(d, shift, scale, poly=lib, coef=torch.randn(lib.n_features, dtype=torch.float64)).double()
+    last = [layer for layer in m.net.modules() if isinstance(layer, torch.nn.Linear)][-1]
+    torch.nn.init.normal_(last.weight)            # the head's start zeroes the MLP's output: undo it
+    g = Gradients(m)
+    assert g.closed_head
+    xr = x.clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(m(xr).sum(), xr, create_graph=True)
+    out = g(x)
+    assert torch.allclose(out, ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
+    w = torch.randn_like(x)
+    params = [p for p in m.parameters() if p is not last.bias]      # the bias does not reach the gradient
+    for a, b in zip(torch.autograd.grad((ref * w).sum(), params), torch.autograd.grad((out * w).sum(), params)):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12 * float(a.abs().max()) + 1e-300)
+    assert torch.allclose(g.frozen(x), ref.detach(), rtol=0, atol=1e-12 * float(ref.abs().max()))
+
+
+def test_a_nearly_dependent_exact_solution_is_not_taken_as_exact():
+    """Isotropic 2-D oscillator, exact velocities: with the earlier span {grad H_x, grad H_y, grad L + 1e-2
+    grad q_1}, the only conserved quadratics left are functions of H_x, H_y, L, each nearly in that span.
+    The library finds one (ratio ~ 0) and, told the count's independence bound (median deflation factor at
+    most 10^1.5), does not call it exact; without the bound it would."""
+    system = get_system("ho2d-iso")
+    x, v = _exact_data(system, 3000, 1.0)
+    shift, scale = x.mean(0), x.std(0)
+    z, vz = (x - shift) / scale, v / scale
+    feats = MonomialFeatures(4, 2).double()
+    q1, q2, p1, p2 = x.unbind(-1)
+    zero = torch.zeros_like(q1)
+    gx = [torch.stack([q1, zero, p1, zero], -1), torch.stack([zero, q2, zero, p2], -1),
+          torch.stack([p2, -p1, -q2, q1], -1) + 1e-2 * torch.stack([1 + zero, zero, zero, zero], -1)]
+    Q = orthonormal_span(torch.stack([g * scale for g in gx], -1))     # z-gradients, as the candidates' are
+    free = library_fit(feats, z, vz, Q)
+    assert free.exact and free.ratio < 1e-12
+    bound = library_fit(feats, z, vz, Q, max_deflation=10 ** 1.5)
+    assert not bound.exact

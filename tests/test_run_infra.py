@@ -219,3 +219,23 @@ def test_parse_overrides_reads_toml_values_and_rejects_missing_equals():
         parse_overrides(["lr"])
     cfg = load_config({}, Cfg, overrides=parse_overrides(["model.width=8", "lr=0.5"]))
     assert cfg.model.width == 8 and cfg.lr == 0.5
+
+
+def test_log_handler_follows_a_replaced_stderr(monkeypatch):
+    """setup_logging's handler writes to sys.stderr as it is when a record is emitted: after the stream it
+    was set up with is closed and replaced (a test harness, a notebook), records reach the new stream and
+    no "Logging error" is printed."""
+    import io
+    import logging
+    import sys
+
+    from sciml.run.runtime import setup_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging("INFO")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("sciml.test").info("after the swap")
+    assert "after the swap" in second.getvalue() and "Logging error" not in second.getvalue()

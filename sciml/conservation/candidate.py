@@ -29,11 +29,11 @@ from .checks import constancy
 from .count import EXACT_START
 from .data import DeflationData, PointSet
 from .hamiltonian import hamiltonian_state
-from .library import LibraryFit, library_fit
+from .library import LibraryFit, library_fit, monomial_factor_derivatives
 from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
 from .model import ConservedQuantity, LearnedInvariant, input_scaling
 
-__all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "Spans", "Init", "Candidate", "LawFit",
+__all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "head_gradient", "Spans", "Init", "Candidate", "LawFit",
            "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "max_candidate_steps",
            "validation_loss"]
 
@@ -69,24 +69,57 @@ def candidate_seeds(seed: int, k: int, restarts: int) -> CandidateSeeds:
 
 
 class Gradients:
-    """State gradients of a module at many points, by the autodiff core (vmap of reverse mode)."""
+    r"""State gradients of a module at many points, by the autodiff core (vmap of reverse mode).
+
+    A polynomial head (monomials only, no atom terms) is differentiated in closed form instead:
+    :math:`\nabla_x (c^\top\phi(z)) = \sigma^{-1} T\,(\partial\phi/\partial w)^\top c` with the monomials'
+    derivatives as prefix-times-suffix products of their factors (:func:`~sciml.conservation.library.monomial_factor_derivatives`,
+    computed from the data alone, so no gradient flows through them), accumulated straight into the
+    :math:`d` coordinates: linear in :math:`c`, so the parameter gradient is a gather. Autodiff through the
+    head's products under vmap and a second backward cost 8.8x a plain MLP step at d = 10 (285 cubic
+    monomials), the closed form 2.2x (measured on one core of an Intel Xeon)."""
 
     def __init__(self, module: ConservedQuantity):
         self.module = module
-        self.f = point_function(module)
+        poly = getattr(module, "poly", None)
+        self.closed_head = poly is not None and poly.atom_of.shape[0] == 0
+        self.f = point_function(module.net if self.closed_head else module)
         self.op = batch(gradient(self.f))
         self.op_chunked = batch(gradient(self.f), chunk_size=8192)
 
     def params(self, detach: bool = False) -> dict[str, Tensor]:
-        p = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
+        m = self.module.net if self.closed_head else self.module
+        p = {**dict(m.named_parameters()), **dict(m.named_buffers())}
         return {k: v.detach() for k, v in p.items()} if detach else p
 
+    def _split(self, x: Tensor, op: Any, params: dict[str, Tensor]) -> Tensor:
+        m = self.module
+        g = op(params, (x - m.input_shift) / m.input_scale) / m.input_scale
+        return g + head_gradient(m.poly, m.coef[:, 0], (x - m.shift) / m.scale) / m.scale
+
     def __call__(self, x: Tensor) -> Tensor:
+        if self.closed_head:
+            return self._split(x, self.op, self.params())
         return self.op(self.params(), x)
 
     def frozen(self, x: Tensor) -> Tensor:
         with torch.no_grad():
+            if self.closed_head:
+                return torch.cat([self._split(x[s:s + 8192], self.op, self.params(detach=True))
+                                  for s in range(0, len(x), 8192)]) if len(x) else x.new_zeros(x.shape)
             return self.op_chunked(self.params(detach=True), x)
+
+
+def head_gradient(poly: Any, coef: Tensor, z: Tensor) -> Tensor:
+    r""":math:`\nabla_z\, c^\top\phi(z)` ``(n, d)`` for a monomial head ``poly`` (a
+    :class:`~sciml.conservation.library.MonomialFeatures` without atom terms) and coefficients ``coef``
+    ``(F,)``; differentiable in ``coef`` only."""
+    T = poly.transform.to(z.dtype)
+    we = torch.cat([torch.ones_like(z[..., :1]), z @ T], -1)
+    gw = we.new_zeros(we.shape)
+    for l, P in enumerate(monomial_factor_derivatives(we.detach(), poly.index)):   # (n, F) each, no gradient
+        gw = gw.index_add(1, poly.index[:, l], P * coef)
+    return gw[:, 1:] @ T.T
 
 
 def _unit(g: Tensor) -> Tensor:
@@ -323,7 +356,9 @@ def start_candidate(k: int, data: DeflationData, spans: Spans, cfg: Any, device:
     lib = data.library
     fit = (library_fit(lib.features, lib.z, lib.v, spans.Q_train[lib.idx], v_err=lib.err,
                        exact_factor=cfg.library_exact_factor, cache=lib.cache,
-                       head_features=cfg.library_head_features, check=lib.check) if lib is not None else None)
+                       head_features=cfg.library_head_features, check=lib.check,
+                       max_deflation=10 ** cfg.independence_decades, deflation_eps=cfg.deflation_eps)
+           if lib is not None else None)
     exact = fit is not None and fit.exact
     inits = []
     for r in range(0 if exact else cfg.restarts):

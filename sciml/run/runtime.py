@@ -74,13 +74,27 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name if name.startswith("sciml") else f"sciml.{name}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is emitted, not the one it was
+    made with: a notebook or a test harness replaces (and may close) ``sys.stderr``, and a handler holding
+    the old one prints a "Logging error" traceback for every later record."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001  (StreamHandler.__init__ assigns it)
+        pass
+
+
 def setup_logging(level: str = "INFO", logfile: str | os.PathLike | None = None) -> None:
     """Log to stderr (and to ``logfile`` if given) with one compact format."""
     root = logging.getLogger("sciml")
     root.setLevel(level.upper())
     fmt = logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s", "%H:%M:%S")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler()
         h.setFormatter(fmt)
         root.addHandler(h)
     if logfile is not None:
