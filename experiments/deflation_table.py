@@ -79,13 +79,14 @@ def run_one(name: str, n: int | None, args: argparse.Namespace) -> dict:
 
 
 def _starts(r: dict) -> str:
-    """How each candidate started: E<degree> an exact polynomial taken as it is, p a polynomial start,
-    r a random initialisation (older files: '-')."""
+    """How each candidate started: E<degree> an exact library solution taken as it is, p a polynomial start,
+    h the Hamiltonian start, r a random initialisation (older files: '-')."""
     out = []
     for st in r["stats"]:
         start = st.get("start", "-")
         out.append(f"E{st.get('library_degree', '')}" if start == EXACT_START
-                   else "p" if start == "polynomial" else "r" if start.startswith("random") else "-")
+                   else "p" if start == "polynomial" else "h" if start == "hamiltonian"
+                   else "r" if start.startswith("random") else "-")
     return " ".join(out)
 
 
