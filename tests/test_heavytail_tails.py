@@ -87,7 +87,8 @@ def _particles(coordinates: str, steps: int, seed: int) -> HeavyTailConfig:
                         "particles": {"coordinates": coordinates}}, HeavyTailConfig)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.usefixtures("one_thread")   # at 2 threads seed 1's flow ends at Hill 1.04 (rounding differs):
+@pytest.mark.parametrize("seed", [0, 1])  # the flow's tail is that sensitive (docs/heavytail.md)
 def test_particle_flow_reaches_the_tail_only_in_log_coordinates(seed):
     """2-d Student-t(1.5), 8000 points and particles, the default dt = 0.3, 300 steps. The constant-step
     flow (linear coordinates) cannot reach the tail in that budget (its particles move at most L dt = 0.3
