@@ -27,7 +27,7 @@ from torch import Tensor
 from ..autodiff import batch, gradient, point_function
 from .checks import constancy
 from .count import EXACT_START
-from .data import DeflationData, PointSet
+from .data import DeflationData, PointSet, validation_index
 from .hamiltonian import hamiltonian_state
 from .library import LibraryFit, library_fit, monomial_factor_derivatives
 from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
@@ -92,20 +92,21 @@ class Gradients:
         p = {**dict(m.named_parameters()), **dict(m.named_buffers())}
         return {k: v.detach() for k, v in p.items()} if detach else p
 
-    def _split(self, x: Tensor, op: Any, params: dict[str, Tensor]) -> Tensor:
+    def _split(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """The MLP's gradient by autodiff plus the head's in closed form."""
         m = self.module
-        g = op(params, (x - m.input_shift) / m.input_scale) / m.input_scale
+        g = self.op(params, (x - m.input_shift) / m.input_scale) / m.input_scale
         return g + head_gradient(m.poly, m.coef[:, 0], (x - m.shift) / m.scale) / m.scale
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.closed_head:
-            return self._split(x, self.op, self.params())
+            return self._split(x, self.params())
         return self.op(self.params(), x)
 
     def frozen(self, x: Tensor) -> Tensor:
         with torch.no_grad():
             if self.closed_head:
-                return torch.cat([self._split(x[s:s + 8192], self.op, self.params(detach=True))
+                return torch.cat([self._split(x[s:s + 8192], self.params(detach=True))
                                   for s in range(0, len(x), 8192)]) if len(x) else x.new_zeros(x.shape)
             return self.op_chunked(self.params(detach=True), x)
 
@@ -382,12 +383,6 @@ def max_candidate_steps(cfg: Any) -> int:
     """The most steps a trained candidate takes: ``steps``, or with patience ``max_steps`` (0: twice ``steps``),
     at least ``steps``."""
     return max(cfg.steps, cfg.max_steps or 2 * cfg.steps) if cfg.patience else cfg.steps
-
-
-def validation_index(n: int, points: int, device: torch.device) -> Tensor:
-    """A fixed strided subset of ``min(n, points)`` of ``n`` held-out points (no random draw: the seeded
-    streams stay those of the published tables)."""
-    return torch.arange(0, n, max(1, n // points), device=device)[:points]
 
 
 @torch.no_grad()

@@ -87,6 +87,12 @@ class PointSet:
         return int(self.x.shape[0])
 
 
+def validation_index(n: int, points: int, device: torch.device) -> Tensor:
+    """A fixed strided subset of ``min(n, points)`` of ``n`` points (no random draw: the seeded streams stay
+    those of the published tables)."""
+    return torch.arange(0, n, max(1, n // points), device=device)[:points]
+
+
 def split_trajectories(n: int, holdout: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random split of ``n`` trajectory indices into (train, held-out); at least one in each."""
     perm = torch.randperm(n, generator=generator).numpy()

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..run import derive_seed
-from .data import DeflationData
+from .data import DeflationData, validation_index
 from .losses import span_distance_sq
 
 __all__ = ["observed_energy_gradient", "energy_in_span", "fit_hamiltonian", "hamiltonian_state"]
@@ -52,13 +52,11 @@ def energy_in_span(v: Tensor, err: Tensor | None, Q: Tensor, n_dof: int, scale: 
     :math:`\|(I - QQ^\top)g\|^2/\|g\|^2` is at most ``factor`` times the median of :math:`\|e\|^2/\|g\|^2`
     (the library's exactness rule). Without an error estimate (``err`` ``None`` or NaN) the answer is
     ``False``: fitting a start that loses the warm-up costs time, missing the energy costs a law."""
-    if Q.shape[-1] == 0:
+    if Q.shape[-1] == 0 or err is None:
         return False
     g = observed_energy_gradient(v, n_dof) * scale
     g2 = (g * g).sum(-1).clamp_min(1e-300)
-    ok = g2 > 0
-    if err is None:
-        return False
+    ok = g2 > 0   # float32: the clamp underflows to 0, and points at rest are skipped here
     e = observed_energy_gradient(err, n_dof) * scale
     e2 = (e * e).sum(-1)
     ok = ok & torch.isfinite(e2)
@@ -109,12 +107,9 @@ def hamiltonian_state(data: DeflationData, Q_train: Tensor, cfg: Any, build: Any
     "hamiltonian-init")``) and kept in ``data.cache`` for the run's later candidates."""
     if not cfg.hamiltonian_steps or data.n_dof is None or 2 * data.n_dof != data.dim:
         return None
-    lib = data.library
-    if lib is not None:   # the library's points and their velocity errors (standardised there: undo it)
-        idx = lib.idx
-    else:
-        idx = torch.arange(0, len(data.train), max(1, len(data.train) // cfg.library_points),
-                           device=data.train.x.device)[:cfg.library_points]
+    # the library's points, or as many strided training points
+    idx = (data.library.idx if data.library is not None
+           else validation_index(len(data.train), cfg.library_points, data.train.x.device))
     err = data.train.err[idx] if data.train.err is not None else None
     if energy_in_span(data.train.v[idx], err, Q_train[idx], data.n_dof, data.scale, cfg.library_exact_factor):
         return None

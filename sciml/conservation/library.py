@@ -60,6 +60,7 @@ from torch import Tensor, nn
 from ..autodiff import batch, jacobian, point_function
 from ..run.errors import UserError
 from .features import FEATURES, Atom, Feature, select_atoms
+from .losses import deflation_factor
 
 __all__ = ["MonomialFeatures", "LibraryFit", "n_monomials", "library_degree_for", "library_fit",
            "feature_gradients", "whitening", "build_library"]
@@ -456,10 +457,7 @@ def _median_deflation(features: MonomialFeatures, coef: Tensor, n: int, z: Tenso
     for s in range(0, len(z), max(1, chunk_size // 4)):
         sl = slice(s, s + max(1, chunk_size // 4))
         g = torch.einsum("mfd,f->md", head.jacobian(z[sl].double()), c)
-        g = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-        Qs = Q[sl].double()
-        r = g - (Qs @ (Qs.transpose(-1, -2) @ g.unsqueeze(-1))).squeeze(-1)
-        out.append(1.0 / ((r * r).sum(-1) + eps))
+        out.append(deflation_factor(g, Q[sl].double(), 1.0, eps))
     return float(torch.cat(out).median())
 
 

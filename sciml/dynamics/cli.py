@@ -81,7 +81,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"{system.name}: {traj.n_trajectories} trajectories x {traj.n_times} samples (dt {args.dt}), "
           f"state dim {traj.dim}; {traj.attrs['integrator']}; region {system.region.description}")
     at_least = "at least " if system.expected_is_lower_bound else ""
-    what = "energy" if system.hamiltonian is not None else f"{next(iter(system.invariants), 'energy')}"
+    what = "energy" if system.hamiltonian is not None else next(iter(system.invariants), "energy")
     print(f"max relative {what} drift {traj.attrs['energy_drift']:.2e}; theory: {at_least}{system.expected} "
           f"independent integrals ({system.expected_involution} in involution) - {system.notes}")
     if lyap is not None:
