@@ -57,7 +57,7 @@ def kill_and_resume(method, cfg, problem, tmp_path, **options):
     assert cut.status.value == "interrupted" and cut.step == 12
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("*.pt")) == ["ckpt_10.pt", "ckpt_5.pt"]
     b = sciml.fit(method, cfg, problem, out=tmp_path / "b", resume=True, **options)
-    assert a.ok and b.ok and b.step == a.step == cfg.optim.iters + cfg.optim.lbfgs_iters
+    assert a.ok and b.ok and b.step == a.step == cfg.optim.iters + cfg.optim.lbfgs_iters + cfg.optim.gn_iters
     sa, sb = a.payload.trainer.state(), b.payload.trainer.state()
     assert_same(sa, sb)
     # the comparison can fail: the runs moved the parameters from their start, and another seed differs
@@ -102,6 +102,14 @@ def test_pinn_with_lbfgs_resumes_bit_identically(tmp_path):
     cfg = cfg_of(optim={"iters": 8, "lbfgs_iters": 12})  # the cut at 12 falls in the L-BFGS phase
     a, b = kill_and_resume(PINN, cfg, allen_cahn(1.0, 3), tmp_path)
     assert a.payload.trainer.state()["lbfgs"]["state"]
+
+
+def test_transfer_with_levenberg_marquardt_resumes_bit_identically(tmp_path, source):
+    # the cut at 12 falls in the Levenberg-Marquardt phase: its damping and fresh points must be restored
+    cfg = cfg_of(optim={"iters": 8, "gn_iters": 12, "gn_points": 24}, sampling={"resample": True})
+    a, _ = kill_and_resume(Transfer, cfg, allen_cahn(2.0, 3), tmp_path, source=source)
+    lm = a.payload.trainer.state()["lm"]
+    assert lm["accepted"] >= 1 and lm["damping"] != cfg.optim.gn_damping
 
 
 def test_transfer_resumes_bit_identically(tmp_path, source):

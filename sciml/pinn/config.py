@@ -100,6 +100,12 @@ class OptimConfig:
     lbfgs_lr: float = param(1.0, gt=0)
     lbfgs_points: int = param(0, ge=0, doc="interior points of the L-BFGS finish when resampling: one batch drawn "
                                            "when it starts, since a line search needs one loss (0: n_interior)")
+    gn_iters: int = param(0, ge=0, doc="Levenberg-Marquardt (damped Gauss-Newton) steps after Adam and L-BFGS: "
+                                       "exact derivatives, one (J^T J + lambda I) solve per step (docs/pinn.md)")
+    gn_points: int = param(2048, ge=1, doc="interior points of each Levenberg-Marquardt step, fresh every step when "
+                                           "resampling (fixed runs use their own points)")
+    gn_damping: float = param(1e-3, gt=0, doc="the first damping lambda, relative to the mean diagonal of J^T J "
+                                              "(adapted every step by the gain ratio)")
     max_seconds: float | None = param(None, gt=0, doc="wall-clock budget of the training, resumed sessions "
                                                       "included (the command line's --max-seconds wins)")
 

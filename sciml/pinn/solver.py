@@ -46,6 +46,7 @@ from sciml.run import ConfigError, derived_generator, rng_state, set_rng_state
 from sciml.run.distributed import DistContext
 
 from .config import OptimConfig, PINNConfig
+from . import gauss_newton
 from .network import laplacian_for
 from .problem import Ball, DistanceAnsatz, HardDirichlet, PDEProblem, StationaryProblem, ball_distance, box_distance, \
     is_stationary
@@ -561,7 +562,9 @@ def lr_factor(o: OptimConfig) -> Callable[[int], float]:
 @dataclass
 class Trainer:
     """Trains one parametrised network (or K stacked ones) on the collocation points: Adam (the lr
-    schedule of :func:`lr_factor`), then L-BFGS polishing (on one batch when resampling). One call of :meth:`step` is one optimiser step; :meth:`state` and
+    schedule of :func:`lr_factor`), then L-BFGS polishing (on one batch when resampling), then
+    Levenberg-Marquardt steps (:mod:`sciml.pinn.gauss_newton`; fresh points every step when resampling, one
+    member only). One call of :meth:`step` is one optimiser step; :meth:`state` and
     :meth:`load` hold everything the remaining steps depend on. :class:`sciml.pinn.PINN` and the
     transfer methods drive it through :func:`sciml.fit`.
 
@@ -635,6 +638,15 @@ class Trainer:
         # compile is decided from the first eager steps' times and the run's length (compile_pays)
         self._probe: list[float] | None = [] if c == "auto" and isinstance(self.method, ForwardLaplacian) else None
         self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
+        self.lm = None
+        if cfg.optim.gn_iters:
+            if self.objective.family:
+                raise ConfigError("optim.gn_iters", "the Levenberg-Marquardt finish trains one member: set it to 0 "
+                                                    "for a family run, or transfer to each member on its own")
+            fns = gauss_newton.residual_functions(self.module, problem, self.par.build, self.par.const,
+                                                  self.t_shift)
+            self.lm = gauss_newton.LevenbergMarquardt(fns, damping=cfg.optim.gn_damping,
+                                                      chunk=cfg.laplacian.chunk_size or 256)
 
     def _make_optimisers(self) -> None:
         """Adam for every trainable tensor but the singular values, ``s_optimizer`` for those, one lr
@@ -655,7 +667,8 @@ class Trainer:
 
     @property
     def n_steps(self) -> int:
-        return self.cfg.optim.iters + self.cfg.optim.lbfgs_iters
+        o = self.cfg.optim
+        return o.iters + o.lbfgs_iters + o.gn_iters
 
     @property
     def members(self) -> tuple[PDEProblem, ...]:
@@ -695,7 +708,8 @@ class Trainer:
         step_s = self.dist.all_reduce_mean({"s": min(self._probe)})["s"]  # the first step carries warm-up costs
         budget = self.budget_seconds if self.budget_seconds is not None else self.cfg.optim.max_seconds
         left = None if budget is None else max(budget - self.train_seconds, 0.0)
-        self.use_compile = compile_pays(step_s, self.n_steps - i - 1, left)
+        compiled_steps = self.n_steps - self.cfg.optim.gn_iters - i - 1  # the Levenberg-Marquardt steps are eager
+        self.use_compile = compile_pays(step_s, compiled_steps, left)
         self._probe = None
         log.info("laplacian.compile = auto: eager step %.3g s, %d steps left, budget %s: %s", step_s,
                  self.n_steps - i - 1, "none" if left is None else f"{left:.0f} s left",
@@ -749,8 +763,10 @@ class Trainer:
             for sch in self.scheds:
                 sch.step()
             return loss, parts
-        box = {}
         o = self.cfg.optim
+        if self._step >= o.iters + o.lbfgs_iters:
+            return self._lm_step()
+        box = {}
         if self.cfg.sampling.resample and self._step == o.iters:
             # a line search needs one loss: the finish trains on one fresh batch, drawn when it starts
             self._draw_points(o.lbfgs_points or None)
@@ -768,6 +784,35 @@ class Trainer:
         self.lbfgs.step(closure)
         return box["v"]
 
+    def _lm_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """One Levenberg-Marquardt step on all the global points (every rank takes the same step): fresh
+        ``optim.gn_points`` interior points when resampling. Reports the batch's loss before the step."""
+        if self.cfg.sampling.resample:
+            self._draw_points(self.cfg.optim.gn_points)
+        pts, hard, w = self.global_points, self.problem.hard, self.weights
+        tg = self.objective.targets(pts)
+        stationary = is_stationary(self.problem)
+        zeros = pts.x_in.new_zeros
+        t_in = zeros(pts.x_in.shape[0]) if stationary else pts.t_in
+        blocks = [("interior", math.sqrt(w[0] / max(pts.x_in.shape[0], 1)), t_in, pts.x_in, tg.f)]
+        use_bc = w[1] > 0 and tg.g.numel() > 0 and (hard is None or (not stationary and not hard.enforces_boundary))
+        use_ic = (w[2] > 0 and not stationary and tg.h.numel() > 0
+                  and not (hard is not None and hard.enforces_initial))
+        n_bd = pts.x_bd.shape[0] if use_bc else 0
+        blocks.append(("value", math.sqrt(w[1] / max(n_bd, 1)), zeros(n_bd) if stationary else pts.t_bd[:n_bd],
+                       pts.x_bd[:n_bd], tg.g[:n_bd]))
+        n_ic = pts.x_ic.shape[0] if use_ic else 0
+        t0 = 0.0 if stationary else self.problem.t_range[0]
+        blocks.append(("value", math.sqrt(w[2] / max(n_ic, 1)), pts.x_ic.new_full((n_ic,), t0), pts.x_ic[:n_ic],
+                       tg.h[:n_ic]))
+        before, _, shares = self.lm.step(self.par.theta, blocks)
+        shares = iter(shares)  # one per non-empty block
+        parts = {}
+        for name, (_, _, _, x, _), wk in zip(PARTS, blocks, w):  # unweighted mean squares, as pinn_loss's parts
+            share = next(shares) if x.shape[0] else 0.0
+            parts[name] = zeros(()) + (share / wk if wk > 0 else 0.0)
+        return zeros(()) + before, parts
+
     def step(self, i: int) -> dict[str, float]:
         """Optimiser step ``i``; the metrics: the loss (per member) and its parts, and every
         ``log_every`` steps the test errors."""
@@ -777,7 +822,7 @@ class Trainer:
         self.par.project()
         dt = self.clock() - t0
         self.train_seconds += dt
-        if self._probe is not None:
+        if self._probe is not None and i < self.cfg.optim.iters:  # Adam steps only: the rest run eager
             self._decide_compile(i, dt)
         k = self.objective.k
         # the optimised loss of a family is the members' sum: report the mean member loss
@@ -798,6 +843,7 @@ class Trainer:
         return {"theta": {k: v.detach().clone() for k, v in self.par.theta.items()},
                 "opts": [o.state_dict() for o in self.opts], "scheds": [s.state_dict() for s in self.scheds],
                 "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
+                "lm": self.lm.state() if self.lm is not None else None,
                 "history": list(self.history), "member_history": list(self.member_history),
                 "train_seconds": self.train_seconds,
                 "points": self.global_points if self.cfg.sampling.resample else None}
@@ -813,6 +859,8 @@ class Trainer:
             o.load_state_dict(s)
         if self.lbfgs is not None and st.get("lbfgs"):
             self.lbfgs.load_state_dict(st["lbfgs"])
+        if self.lm is not None and st.get("lm"):
+            self.lm.load(st["lm"])
         set_rng_state(st["rng"], self.gen)
         self.history = list(st["history"])
         self.member_history = list(st.get("member_history", []))

@@ -1,0 +1,239 @@
+r"""A Levenberg-Marquardt (damped Gauss-Newton) finish for PINN losses.
+
+The PINN loss is a sum of squares, :math:`L(\theta) = \|r(\theta)\|^2` with the stacked, weighted residuals
+
+.. math::
+    r = \Big(\sqrt{w_r/n_r}\,(\mathcal{N}[u_\theta] - f)_i,\ \sqrt{w_b/n_b}\,(u_\theta - g)_j,\
+    \sqrt{w_i/n_i}\,(u_\theta(t_0) - h)_k\Big),
+
+so its curvature is, up to second-order terms in :math:`r`, the Gram matrix :math:`J^\top J` of the residual
+Jacobian :math:`J = \partial r/\partial\theta` (an :math:`m \times P` matrix). A Levenberg-Marquardt step
+solves
+
+.. math::
+    (J^\top J + \lambda I)\,\delta = -J^\top r,
+
+in the parameter space when :math:`P \le m` (a :math:`P\times P` Cholesky) and through the identity
+:math:`\delta = -J^\top (J J^\top + \lambda I)^{-1} r` when :math:`P > m` (an :math:`m \times m` one), both in
+float64. The damping follows the gain ratio :math:`\rho` = actual / predicted decrease of the loss on the step's
+batch: a step with :math:`\rho > 0` is taken and :math:`\lambda` shrinks (more Gauss-Newton), a step that does
+not decrease the loss is refused and :math:`\lambda` grows (more gradient descent), so a step never increases the
+loss on its batch. With fresh points every step (``sampling.resample``) each step sees a new batch, the energy
+natural gradient of Mueller & Zeinhofer (2023) with a trust region instead of a line search.
+
+:math:`J` is built per point with ``torch.func`` (``vmap`` over points of ``jacrev`` over the trainable tensors
+of the residual at one point), the residual's derivatives by exact ``hessian`` of the per-point network: the
+autodiff core's forward Laplacian batches over points and is not per-point. Its memory is :math:`m \cdot P`
+floats (``gn_chunk`` points at a time while it is built).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, hessian, jacrev, vmap
+
+from sciml.autodiff import EvolutionDerivatives
+
+from .problem import PDEProblem, StationaryProblem, is_stationary
+
+__all__ = ["LevenbergMarquardt", "residual_functions", "residual_jacobian", "residuals", "lm_step", "unflatten"]
+
+
+def unflatten(vec: Tensor, like: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out, i = {}, 0
+    for k, v in like.items():
+        out[k] = vec[i:i + v.numel()].view_as(v)
+        i += v.numel()
+    return out
+
+
+def residual_functions(module: nn.Module, problem: PDEProblem | StationaryProblem, build: Callable,
+                       const: Mapping[str, Tensor], t_shift: float
+                       ) -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
+    r"""Per-point residuals: ``interior(theta, t, x, f)`` :math:`= \mathcal{N}[u](t, x) - f` and
+    ``value(theta, t, x, g)`` :math:`= u(t, x) - g` (boundary and initial points), ``t`` a scalar (ignored for a
+    stationary problem), ``x`` of shape ``(d,)``; ``u`` includes the problem's hard-constraint ansatz."""
+    stationary = is_stationary(problem)
+    hard = problem.hard
+
+    def net(theta, t, x):
+        # (dtype pinned: under hessian a 0-dim t minus a float promotes to float64)
+        z = x if stationary else torch.cat([(t.reshape(1) - t_shift).to(x.dtype), x])
+        return functional_call(module, build(theta, const), (z[None],)).reshape(())
+
+    if stationary:
+        def u_of(theta, t, x):
+            if hard is None:
+                return net(theta, t, x)
+            return hard.lift_or_zero()(x) + hard.phi(x) * net(theta, t, x)
+    else:
+        def u_of(theta, t, x):
+            if hard is None:
+                return net(theta, t, x)
+            return hard.lift(t, x) + hard.factor(t, x) * net(theta, t, x)
+
+    def interior(theta, t, x, f):
+        if stationary:
+            u = u_of(theta, t, x)
+            g = jacrev(u_of, argnums=2)(theta, t, x)
+            lap = torch.diagonal(hessian(u_of, argnums=2)(theta, t, x)).sum()
+            lhs = problem.operator(u[None], g[None], lap[None], x[None])[0]
+        else:
+            def u_tx(tx):
+                return u_of(theta, tx[0], tx[1:])
+            tx = torch.cat([t.reshape(1), x])
+            u = u_tx(tx)
+            g = jacrev(u_tx)(tx)
+            lap = torch.diagonal(hessian(u_tx)(tx))[1:].sum()
+            du = EvolutionDerivatives(u[None], g[:1], g[None, 1:], lap[None])
+            lhs = problem.operator(du, t[None], x[None])[0]
+        return lhs - f
+
+    def value(theta, t, x, g):
+        return u_of(theta, t, x) - g
+
+    return interior, value
+
+
+def residual_jacobian(fns: tuple[Callable, Callable], theta: Mapping[str, Tensor], blocks: list[tuple],
+                      *, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+    """The stacked residual ``r (m,)`` and its Jacobian ``J (m, P)`` over ``theta``'s tensors (flattened in
+    their order). ``blocks``: ``(kind, scale, t, x, target)`` with ``kind`` ``"interior"`` or ``"value"``;
+    each block's residuals are multiplied by ``scale`` (:math:`\\sqrt{w/n}`)."""
+    interior, value = fns
+    rs, js = [], []
+    for kind, scale, t, x, target in blocks:
+        if x.shape[0] == 0:
+            continue
+        fn = interior if kind == "interior" else value
+
+        def with_value(th, ti, xi, yi, fn=fn):
+            out = fn(th, ti, xi, yi)
+            return out, out
+
+        jac, r = vmap(jacrev(with_value, has_aux=True), in_dims=(None, 0, 0, 0), chunk_size=chunk)(
+            dict(theta), t, x, target)
+        rs.append(scale * r.detach())
+        js.append(scale * torch.cat([jac[k].reshape(x.shape[0], -1) for k in theta], dim=1).detach())
+    return torch.cat(rs), torch.cat(js)
+
+
+def residuals(fns: tuple[Callable, Callable], theta: Mapping[str, Tensor], blocks: list[tuple], *,
+              chunk: int | None = None) -> Tensor:
+    """The stacked residual of :func:`residual_jacobian` without its Jacobian."""
+    interior, value = fns
+    out = [scale * vmap(interior if kind == "interior" else value, in_dims=(None, 0, 0, 0), chunk_size=chunk)(
+        dict(theta), t, x, target) for kind, scale, t, x, target in blocks if x.shape[0]]
+    return torch.cat(out)
+
+
+def lm_step(r: Tensor, J: Tensor, damping: float) -> tuple[Tensor, float] | None:
+    r"""The Levenberg-Marquardt step :math:`\delta` for ``damping`` :math:`\lambda` (relative to the mean
+    diagonal of :math:`J^\top J`) and its predicted loss decrease :math:`\|r\|^2 - \|r + J\delta\|^2`;
+    ``None`` when the damped Gram matrix is not positive definite in float64 (then raise :math:`\lambda`).
+
+    The Gram matrix is factored in float64. :math:`J^\top J` (:math:`P \le m`) is formed in float64 too;
+    the large :math:`J J^\top` (:math:`P > m`) first in ``J``'s dtype (float64 would copy ``J`` and take 2-4x
+    longer), again in float64 only when the float32 one is not positive definite.
+    """
+    m, p = J.shape
+    scale = float((J.double() ** 2).sum()) / p  # mean diagonal of J^T J
+    lam = damping * max(scale, 1e-300)
+    r64 = r.double()
+    if p <= m:
+        J64 = J.double()
+        L, info = torch.linalg.cholesky_ex(J64.T @ J64 + lam * torch.eye(p, dtype=torch.float64, device=J.device))
+        if info:
+            return None
+        delta = -torch.cholesky_solve((J64.T @ r64)[:, None], L)[:, 0]
+        step = J64 @ delta
+    else:
+        eye = lam * torch.eye(m, dtype=torch.float64, device=J.device)
+        L, info = torch.linalg.cholesky_ex((J @ J.T).double() + eye)
+        if info and J.dtype != torch.float64:
+            J64 = J.double()
+            L, info = torch.linalg.cholesky_ex(J64 @ J64.T + eye)
+        if info:
+            return None
+        y = torch.cholesky_solve(r64[:, None], L)[:, 0]
+        delta = -(J.T @ y.to(J.dtype)).double()
+        step = (J @ delta.to(J.dtype)).double()
+    pred = float((r64 @ r64) - ((r64 + step) ** 2).sum())
+    return delta, pred
+
+
+@dataclass
+class LevenbergMarquardt:
+    r"""The damped Gauss-Newton step with its damping :math:`\lambda` (module docstring).
+
+    Attributes:
+        fns: the per-point residuals of :func:`residual_functions`.
+        damping: :math:`\lambda` relative to the mean diagonal of :math:`J^\top J`; adapted every step.
+        attempts: tries per step; each refused try multiplies :math:`\lambda` by ``up**2 / 2``.
+        chunk: points per ``vmap`` chunk while :math:`J` is built (a memory cap).
+        accepted, refused: counters of tries.
+    """
+
+    fns: tuple[Callable[..., Tensor], Callable[..., Tensor]]
+    damping: float = 1e-3
+    attempts: int = 8
+    chunk: int | None = 256
+    up: float = 4.0
+    down: float = 3.0
+    accepted: int = 0
+    refused: int = 0
+
+    def step(self, theta: Mapping[str, Tensor], blocks: list[tuple]) -> tuple[float, float, list[float]]:
+        r"""One step on ``blocks`` (:func:`residual_jacobian`), ``theta``'s tensors updated in place.
+
+        Returns:
+            The loss :math:`\|r\|^2` of the batch before and after the step (equal when every try was
+            refused), and each non-empty block's share of the first (the sum of its squared scaled residuals).
+        """
+        r, J = residual_jacobian(self.fns, theta, blocks, chunk=self.chunk)
+        sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
+        shares = [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
+        before = sum(shares)
+        if not math.isfinite(before):
+            raise FloatingPointError(f"the residuals are not finite (loss {before})")
+        for _ in range(self.attempts):
+            solved = lm_step(r, J, self.damping)
+            if solved is None:  # not positive definite in float64: more damping
+                self._adapt(-1.0)
+                self.refused += 1
+                continue
+            delta, predicted = solved
+            old = [v.detach().clone() for v in theta.values()]
+            with torch.no_grad():
+                for v, dv in zip(theta.values(), unflatten(delta.to(r.dtype), theta).values()):
+                    v.add_(dv)
+                r1 = residuals(self.fns, theta, blocks, chunk=self.chunk)
+            after = float(r1.double() @ r1.double())
+            rho = (before - after) / predicted if predicted > 0 and math.isfinite(after) else -1.0
+            self._adapt(rho)
+            if rho > 0:
+                self.accepted += 1
+                return before, after, shares
+            self.refused += 1
+            with torch.no_grad():
+                for v, o in zip(theta.values(), old):
+                    v.copy_(o)
+        return before, before, shares
+
+    def _adapt(self, rho: float, lo: float = 1e-9, hi: float = 1e6) -> None:
+        r"""Shrink :math:`\lambda` after a step that did what the model predicted, grow it otherwise."""
+        if rho > 0.75:
+            self.damping = max(self.damping / self.down, lo)
+        elif rho < 0.25:
+            self.damping = min(self.damping * (self.up if rho > 0 else self.up**2 / 2), hi)
+
+    def state(self) -> dict[str, float]:
+        return {"damping": self.damping, "accepted": self.accepted, "refused": self.refused}
+
+    def load(self, st: Mapping[str, float]) -> None:
+        self.damping, self.accepted, self.refused = float(st["damping"]), int(st["accepted"]), int(st["refused"])
