@@ -34,8 +34,8 @@ from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
 from .model import ConservedQuantity, LearnedInvariant, input_scaling
 
 __all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "head_gradient", "Spans", "Init", "Candidate", "LawFit",
-           "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "max_candidate_steps",
-           "validation_loss"]
+           "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "lm_finish",
+           "max_candidate_steps", "validation_loss"]
 
 
 @dataclass(frozen=True)
@@ -447,6 +447,77 @@ def lbfgs_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: in
         return obj
 
     opt.step(closure)
+    return trace
+
+
+def lm_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: int, points: int = 1024,
+              seed: int = 0) -> list[float]:
+    r"""A Levenberg-Marquardt finish of the mean :math:`\log\ell_k` (``DiscoveryConfig.finish = "lm"``).
+
+    Each step draws ``points`` training points (a generator seeded by ``seed``: deterministic, so it runs
+    inside one driver step) and takes the damped Gauss-Newton step of
+    :math:`\sum_i \ell_i(\theta)/\ell_i(\theta_0)`, whose residuals :math:`r_i = (\ell_i/\ell_i(\theta_0))^{1/2}`
+    are 1 at the step's start: to first order the same decrease as :math:`\sum_i\log\ell_i` (the weights
+    :math:`1/\ell_i(\theta_0)` of iteratively reweighted least squares), with the floor's :math:`m` held at
+    its value at :math:`\theta_0`. The per-point Jacobian over every parameter of the candidate comes from
+    ``vmap`` of ``jacrev`` of the per-point loss (:mod:`sciml.pinn.gauss_newton` solves the step and keeps the
+    damping). Returns the batch's mean :math:`\log\ell` before each step."""
+    from torch.func import functional_call, grad, jacrev, vmap
+
+    from sciml.pinn.gauss_newton import lm_step, unflatten
+
+    model = c.model
+    names = [k for k, _ in model.named_parameters()]
+    buffers = dict(model.named_buffers())
+    scale = data.scale
+    gen = torch.Generator(device=data.train.x.device).manual_seed(int(seed))
+
+    def h(params, x):
+        return functional_call(model, {**buffers, **params}, (x[None],)).reshape(())
+
+    def loss_point(params, x, v, Q, prev, m0):
+        gx = grad(h, argnums=1)(params, x)
+        return point_loss((gx * scale)[None], v[None], Q[None], alpha=cfg.alpha, floor=cfg.floor,
+                          eps=cfg.deflation_eps, prev_unit_x=None if prev is None else prev[None], g_x=gx[None],
+                          n_dof=data.n_dof, bracket_weight=cfg.bracket_weight, m=m0)[0]
+
+    damping, trace = 1e-3, []
+    for _ in range(iters):
+        idx = torch.randperm(len(data.train), generator=gen, device=data.train.x.device)[:points]
+        x, v, Q = data.train.x[idx], data.train.v[idx] / scale, spans.Q_train[idx]
+        prev = None if spans.prev_train is None else spans.prev_train[idx]
+        theta = {k: p.detach().clone() for k, p in model.named_parameters()}
+        with torch.no_grad():
+            gx0 = c.grads.frozen(x)
+            m0 = ((gx0 * scale) ** 2).sum(-1).mean()
+        in_dims = (None, 0, 0, 0, None if prev is None else 0, None)
+
+        def resid(params, x, v, Q, prev, m0, l0):
+            val = torch.sqrt(loss_point(params, x, v, Q, prev, m0) / l0)
+            return val, val
+
+        l0 = vmap(loss_point, in_dims=in_dims)(theta, x, v, Q, prev, m0).detach()
+        trace.append(float(torch.log(l0).mean()))
+        jac, r = vmap(jacrev(resid, has_aux=True), in_dims=(*in_dims, 0))(theta, x, v, Q, prev, m0, l0)
+        J = torch.cat([jac[k].reshape(len(idx), -1) for k in names], 1).detach()
+        r = r.detach()
+        before = float(r.double() @ r.double())
+        for _attempt in range(8):
+            solved = lm_step(r, J, damping)
+            if solved is None:
+                damping *= 8
+                continue
+            delta, pred = solved
+            trial = {k: theta[k] + d for k, d in unflatten(delta.to(r.dtype), theta).items()}
+            r1 = torch.sqrt(vmap(loss_point, in_dims=in_dims)(trial, x, v, Q, prev, m0) / l0).detach()
+            after = float(r1.double() @ r1.double())
+            rho = (before - after) / pred if pred > 0 and math.isfinite(after) else -1.0
+            damping = damping / 3 if rho > 0.75 else (damping * (4 if rho > 0 else 8) if rho < 0.25 else damping)
+            if rho > 0:
+                with torch.no_grad():
+                    for k, p in model.named_parameters():
+                        p.copy_(trial[k])
+                break
     return trace
 
 

@@ -110,6 +110,9 @@ class DiscoveryConfig:
                                         "0: 2 x steps; without patience, `steps` is the count")
     finish_steps: int = param(0, ge=0, doc="L-BFGS iterations on the full-batch objective after the Adam steps "
                                            "(0: none; docs/conservation.md: the diagnosis)")
+    finish: str = param("lbfgs", choices=("lbfgs", "lm"), doc="the finish of finish_steps: L-BFGS on a fixed "
+                        "batch, or Levenberg-Marquardt (damped Gauss-Newton) steps on fresh batches of 1024 "
+                        "training points, only for a candidate whose validation loss the count would refuse")
     hamiltonian_steps: int = param(1000, ge=0, doc="Hamiltonian start (qp data): one more initialisation per "
                                    "candidate, a network fitted in this many steps to the energy gradient the "
                                    "velocities show, (-pdot, qdot), while the energy is not yet in the span of the "

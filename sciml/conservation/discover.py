@@ -43,8 +43,8 @@ from ..dynamics.trajectories import Trajectories
 from ..io import DataError
 from ..registry import UnknownChoice
 from ..run import ConfigError, MethodBase, Result, RunDir, Status, get_logger, rng_state, set_rng_state
-from .candidate import (Candidate, Gradients, LawFit, Spans, candidate_seeds, evaluate, lbfgs_finish,
-                        max_candidate_steps, new_network, start_candidate)
+from .candidate import (Candidate, Gradients, LawFit, Spans, candidate_seeds, evaluate, lbfgs_finish, lm_finish,
+                        max_candidate_steps, new_network, start_candidate, validation_loss)
 from .config import DiscoveryConfig
 from .count import CountRule, count_rule
 from .data import prepare_data
@@ -143,7 +143,18 @@ class Deflation(MethodBase[Discovery]):
         if c.finished:
             if self.config.finish_steps:
                 t1 = time.perf_counter()
-                lbfgs_finish(c.inits[0], self.data, self.spans, self.config, self.config.finish_steps)
+                if self.config.finish == "lm":
+                    # only where it pays: a candidate the count would refuse on its validation loss
+                    val, floor = validation_loss(c.inits[0], self.data, self.spans, self.config, floor=True)
+                    if val > 10 ** self.config.floor_decades * floor:
+                        trace = lm_finish(c.inits[0], self.data, self.spans, self.config, self.config.finish_steps,
+                                          seed=candidate_seeds(self.config.seed, c.index, 0).batches + 1)
+                        after = validation_loss(c.inits[0], self.data, self.spans, self.config)
+                        log.info("H_%d: validation loss %.2fx its floor: %d Levenberg-Marquardt steps (batch mean "
+                                 "ln loss %.2f -> %.2f), validation loss now %.2fx", c.index, val / floor,
+                                 len(trace), trace[0], trace[-1], after / floor)
+                else:
+                    lbfgs_finish(c.inits[0], self.data, self.spans, self.config, self.config.finish_steps)
                 c.seconds += time.perf_counter() - t1
             self._freeze(c)
             self._advance()
