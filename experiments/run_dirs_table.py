@@ -37,6 +37,8 @@ def main() -> None:
     print("| run | method | trainable | " + " | ".join(f"at {s}" for s in steps) + " | end | status | training s |")
     print("|---|---|---:|" + "---:|" * len(steps) + "---:|---|---:|")
     for f in args.folders:
+        if not (f / "metrics.jsonl").exists():
+            continue
         meta, recs = rows(f)
         end = f"{recs[-1]['rel_l2']:.2e}" if recs else "-"
         secs = meta.get("train_seconds", recs[-1].get("seconds") if recs else float("nan"))

@@ -61,6 +61,35 @@ def test_rosenbrock_reaches_its_minimum():
     assert losses[-1] < 1e-20 and lm.accepted > 0
 
 
+def test_a_step_that_only_fits_its_batch_is_refused_by_the_check_batch():
+    # P = 10 > m = 3: the step fits its batch exactly; on the check batch (targets mirrored about the start)
+    # that same step doubles every residual, so it is refused (and the damping raised); without the check
+    # it is taken.
+    def interior(theta, t, x, f):
+        return (x * theta["w"]).sum() - f
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 10, generator=g, dtype=torch.float64)
+    f = torch.randn(3, generator=g, dtype=torch.float64)
+    w0 = torch.zeros(10, dtype=torch.float64)
+    t = torch.zeros(3, dtype=torch.float64)
+    blocks, check = [("interior", 1.0, t, x, f)], [("interior", 1.0, t, x, -f)]
+    theta = {"w": w0.clone()}
+    lm = LevenbergMarquardt((interior, interior), damping=1e-9)
+    before, after, _ = lm.step(theta, blocks, check)
+    assert after == before and torch.equal(theta["w"], w0) and lm.accepted == 0 and lm.damping > 1e-9
+    before, after, _ = LevenbergMarquardt((interior, interior), damping=1e-9).step(theta, blocks)
+    assert after < 1e-12 * before
+    # a check batch drawn like the step's (the same law): the step carries over and is taken
+    theta = {"w": w0.clone()}
+    lm = LevenbergMarquardt((interior, interior), damping=1e-9)
+    xs = torch.randn(30, 10, generator=g, dtype=torch.float64)
+    w_true = torch.randn(10, generator=g, dtype=torch.float64)
+    z = torch.zeros(30, dtype=torch.float64)
+    lm.step(theta, [("interior", 1.0, z, xs, xs @ w_true)], [("interior", 1.0, z, -xs, -xs @ w_true)])
+    assert lm.accepted == 1 and torch.allclose(theta["w"], w_true, atol=1e-6)
+
+
 class ScaledExact(nn.Module):
     """u(t, x) = s * u*(t, x), u* the exact Allen-Cahn solution; the network input is (t - 1/2, x)."""
 

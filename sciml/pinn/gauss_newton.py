@@ -188,8 +188,18 @@ class LevenbergMarquardt:
     accepted: int = 0
     refused: int = 0
 
-    def step(self, theta: Mapping[str, Tensor], blocks: list[tuple]) -> tuple[float, float, list[float]]:
+    def step(self, theta: Mapping[str, Tensor], blocks: list[tuple], check: list[tuple] | None = None
+             ) -> tuple[float, float, list[float]]:
         r"""One step on ``blocks`` (:func:`residual_jacobian`), ``theta``'s tensors updated in place.
+
+        ``check``: blocks of an independent batch (fresh points). The step is then judged on it: the gain
+        ratio is the check batch's relative decrease over the relative decrease the model predicts for the
+        step's own batch, so the damping follows how well a step carries over to points it has not seen,
+        and a step that does not lower the check batch's loss is refused. Judged on its own batch alone, a
+        step can fit that batch and spoil the rest: a 10-d linear parabolic network (:math:`P > m`) went
+        from rel L2 0.13 to 1.1 in one step, and the transfer to :math:`\varepsilon = 50` (:math:`P = 780
+        \le m`, a right-hand side singular at the origin, so a few points rule each batch's loss) drifted
+        from 4.8e-3 to 4.4e-2 in ten steps, each lowering its own batch's loss, while the damping fell.
 
         Returns:
             The loss :math:`\|r\|^2` of the batch before and after the step (equal when every try was
@@ -201,6 +211,8 @@ class LevenbergMarquardt:
         before = sum(shares)
         if not math.isfinite(before):
             raise FloatingPointError(f"the residuals are not finite (loss {before})")
+        if check is not None:
+            check_before = self._loss(theta, check)
         for _ in range(self.attempts):
             solved = lm_step(r, J, self.damping)
             if solved is None:  # not positive definite in float64: more damping
@@ -212,9 +224,12 @@ class LevenbergMarquardt:
             with torch.no_grad():
                 for v, dv in zip(theta.values(), unflatten(delta.to(r.dtype), theta).values()):
                     v.add_(dv)
-                r1 = residuals(self.fns, theta, blocks, chunk=self.chunk)
-            after = float(r1.double() @ r1.double())
+            after = self._loss(theta, blocks)
             rho = (before - after) / predicted if predicted > 0 and math.isfinite(after) else -1.0
+            if rho > 0 and check is not None:
+                check_after = self._loss(theta, check)
+                gain = (check_before - check_after) / check_before if math.isfinite(check_after) else -1.0
+                rho = gain / (predicted / before)
             self._adapt(rho)
             if rho > 0:
                 self.accepted += 1
@@ -224,6 +239,11 @@ class LevenbergMarquardt:
                 for v, o in zip(theta.values(), old):
                     v.copy_(o)
         return before, before, shares
+
+    def _loss(self, theta: Mapping[str, Tensor], blocks: list[tuple]) -> float:
+        with torch.no_grad():
+            r = residuals(self.fns, theta, blocks, chunk=self.chunk)
+        return float(r.double() @ r.double())
 
     def _adapt(self, rho: float, lo: float = 1e-9, hi: float = 1e6) -> None:
         r"""Shrink :math:`\lambda` after a step that did what the model predicted, grow it otherwise."""

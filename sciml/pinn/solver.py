@@ -712,7 +712,7 @@ class Trainer:
         self.use_compile = compile_pays(step_s, compiled_steps, left)
         self._probe = None
         log.info("laplacian.compile = auto: eager step %.3g s, %d steps left, budget %s: %s", step_s,
-                 self.n_steps - i - 1, "none" if left is None else f"{left:.0f} s left",
+                 compiled_steps, "none" if left is None else f"{left:.0f} s left",
                  "compiling" if self.use_compile else "staying eager (the compile would not be repaid)")
 
     def _draw_points(self, n_interior: int | None = None) -> None:
@@ -786,10 +786,26 @@ class Trainer:
 
     def _lm_step(self) -> tuple[Tensor, dict[str, Tensor]]:
         """One Levenberg-Marquardt step on all the global points (every rank takes the same step): fresh
-        ``optim.gn_points`` interior points when resampling. Reports the batch's loss before the step."""
+        ``optim.gn_points`` interior points when resampling, and a second fresh batch the step must also
+        improve. Reports the batch's loss before the step."""
+        check = None
         if self.cfg.sampling.resample:
             self._draw_points(self.cfg.optim.gn_points)
-        pts, hard, w = self.global_points, self.problem.hard, self.weights
+            check = self._lm_blocks(self.global_points)
+            self._draw_points(self.cfg.optim.gn_points)
+        blocks = self._lm_blocks(self.global_points)
+        before, _, shares = self.lm.step(self.par.theta, blocks, check)
+        shares = iter(shares)  # one per non-empty block
+        parts, zeros = {}, self.global_points.x_in.new_zeros
+        for name, (_, _, _, x, _), wk in zip(PARTS, blocks, self.weights):  # unweighted, as pinn_loss's parts
+            share = next(shares) if x.shape[0] else 0.0
+            parts[name] = zeros(()) + (share / wk if wk > 0 else 0.0)
+        return zeros(()) + before, parts
+
+    def _lm_blocks(self, pts: Points) -> list[tuple]:
+        """The residual blocks of :mod:`~sciml.pinn.gauss_newton` at ``pts``: interior, boundary, initial
+        (empty where the ansatz holds the data or the weight is 0), scaled by sqrt(weight / count)."""
+        hard, w = self.problem.hard, self.weights
         tg = self.objective.targets(pts)
         stationary = is_stationary(self.problem)
         zeros = pts.x_in.new_zeros
@@ -805,13 +821,7 @@ class Trainer:
         t0 = 0.0 if stationary else self.problem.t_range[0]
         blocks.append(("value", math.sqrt(w[2] / max(n_ic, 1)), pts.x_ic.new_full((n_ic,), t0), pts.x_ic[:n_ic],
                        tg.h[:n_ic]))
-        before, _, shares = self.lm.step(self.par.theta, blocks)
-        shares = iter(shares)  # one per non-empty block
-        parts = {}
-        for name, (_, _, _, x, _), wk in zip(PARTS, blocks, w):  # unweighted mean squares, as pinn_loss's parts
-            share = next(shares) if x.shape[0] else 0.0
-            parts[name] = zeros(()) + (share / wk if wk > 0 else 0.0)
-        return zeros(()) + before, parts
+        return blocks
 
     def step(self, i: int) -> dict[str, float]:
         """Optimiser step ``i``; the metrics: the loss (per member) and its parts, and every
