@@ -90,6 +90,20 @@ def test_a_step_that_only_fits_its_batch_is_refused_by_the_check_batch():
     assert lm.accepted == 1 and torch.allclose(theta["w"], w_true, atol=1e-6)
 
 
+def test_the_step_judged_is_the_projected_one():
+    # r = s + 1 with s >= 0: the Gauss-Newton step goes to s = -1 (loss 0), the projection puts it at 0
+    # (loss 1); the step reports and keeps the projected point's loss
+    def interior(theta, t, x, f):
+        return theta["s"] - f
+
+    theta = {"s": torch.tensor(1.0, dtype=torch.float64)}
+    z = torch.zeros(1, dtype=torch.float64)
+    blocks = [("interior", 1.0, z, z[:, None], -torch.ones(1, dtype=torch.float64))]
+    before, after, _ = LevenbergMarquardt((interior, interior), damping=1e-9).step(
+        theta, blocks, project=lambda: theta["s"].clamp_(min=0))
+    assert before == pytest.approx(4.0) and after == pytest.approx(1.0) and float(theta["s"]) == 0.0
+
+
 class ScaledExact(nn.Module):
     """u(t, x) = s * u*(t, x), u* the exact Allen-Cahn solution; the network input is (t - 1/2, x)."""
 

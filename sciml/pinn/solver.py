@@ -794,7 +794,7 @@ class Trainer:
             check = self._lm_blocks(self.global_points)
             self._draw_points(self.cfg.optim.gn_points)
         blocks = self._lm_blocks(self.global_points)
-        before, _, shares = self.lm.step(self.par.theta, blocks, check)
+        before, _, shares = self.lm.step(self.par.theta, blocks, check, project=self.par.project)
         shares = iter(shares)  # one per non-empty block
         parts, zeros = {}, self.global_points.x_in.new_zeros
         for name, (_, _, _, x, _), wk in zip(PARTS, blocks, self.weights):  # unweighted, as pinn_loss's parts
