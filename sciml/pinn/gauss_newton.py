@@ -14,24 +14,26 @@ solves
     (J^\top J + \lambda I)\,\delta = -J^\top r,
 
 in the parameter space when :math:`P \le m` (a :math:`P\times P` Cholesky) and through the identity
-:math:`\delta = -J^\top (J J^\top + \lambda I)^{-1} r` when :math:`P > m` (an :math:`m \times m` one), both in
+:math:`\delta = -J^\top (J J^\top + \lambda I)^{-1} r` when :math:`P > m` (an :math:`m \times m` one), factored in
 float64. The damping follows the gain ratio :math:`\rho` = actual / predicted decrease of the loss on the step's
 batch: a step with :math:`\rho > 0` is taken and :math:`\lambda` shrinks (more Gauss-Newton), a step that does
 not decrease the loss is refused and :math:`\lambda` grows (more gradient descent), so a step never increases the
 loss on its batch. With fresh points every step (``sampling.resample``) each step sees a new batch, the energy
-natural gradient of Mueller & Zeinhofer (2023) with a trust region instead of a line search.
+natural gradient of Mueller & Zeinhofer (2023) with a trust region instead of a line search, and a second fresh
+batch vetoes a step that lowers only its own batch's loss. A parametrisation's projection (singular values
+:math:`s \ge 0`) is applied to each trial step before it is judged.
 
 :math:`J` is built per point with ``torch.func`` (``vmap`` over points of ``jacrev`` over the trainable tensors
 of the residual at one point), the residual's derivatives by exact ``hessian`` of the per-point network: the
 autodiff core's forward Laplacian batches over points and is not per-point. Its memory is :math:`m \cdot P`
-floats (``gn_chunk`` points at a time while it is built).
+floats (built ``chunk`` points at a time: ``laplacian.chunk_size``, else 256).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
