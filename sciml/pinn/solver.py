@@ -764,7 +764,7 @@ class Trainer:
                 sch.step()
             return loss, parts
         o = self.cfg.optim
-        if self._step >= o.iters + o.lbfgs_iters:
+        if self.lm is not None and self._step >= o.iters + o.lbfgs_iters:
             return self._lm_step()
         box = {}
         if self.cfg.sampling.resample and self._step == o.iters:
