@@ -253,6 +253,12 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating():
     check_memory(cfg, 2, torch.device("cpu"))  # a small run passes
     with pytest.raises(ConfigError, match="problem.d"):
         train(small_cfg(problem={"d": 10**9}))
+    # the Levenberg-Marquardt Jacobian: gn_points x parameters, 2,048 x 94,201 x 4 bytes for the paper network
+    lm = small_cfg(problem={"d": 10}, model={"widths": [300, 300]}, optim={"gn_iters": 5})
+    assert memory_estimate(lm, 10)["gauss_newton"] == (2048 + lm.sampling.n_boundary + lm.sampling.n_initial) * (
+        94201 * 4 + 8 * (2048 + lm.sampling.n_boundary + lm.sampling.n_initial))
+    with pytest.raises(ConfigError, match=r"optim\.gn_points"):
+        check_memory(small_cfg(optim={"gn_iters": 5, "gn_points": 10**9}), 2, torch.device("cpu"))
 
 
 def test_payload_predicts_with_the_configs_ansatz(tmp_path):

@@ -125,9 +125,13 @@ def memory_estimate(cfg: PINNConfig, d: int, *, k: int = 1) -> dict[str, int]:
     method = lap.method if lap.method != "auto" else ("forward" if d <= 64 else "sdgd")
     tangents = (min(lap.probes, d) if method == "sdgd" else lap.probes if method == "hutchinson" else d) + 2
     chunk = min(s.n_interior, lap.chunk_size or s.n_interior)
-    return {"parameters": 4 * k * n_par * item,
-            "points": ((s.n_interior + s.n_boundary + s.n_test) * (d + 1) + s.n_initial * d) * item,
-            "derivatives": 2 * k * chunk * tangents * sum(widths) * item}
+    out = {"parameters": 4 * k * n_par * item,
+           "points": ((s.n_interior + s.n_boundary + s.n_test) * (d + 1) + s.n_initial * d) * item,
+           "derivatives": 2 * k * chunk * tangents * sum(widths) * item}
+    if cfg.optim.gn_iters:  # the Levenberg-Marquardt Jacobian (every network parameter: an upper bound of P)
+        m = cfg.optim.gn_points + s.n_boundary + s.n_initial
+        out["gauss_newton"] = m * n_par * item + min(m, n_par) ** 2 * 8
+    return out
 
 
 def _available(device: torch.device) -> int:
@@ -151,8 +155,8 @@ def check_memory(cfg: PINNConfig, d: int, device: torch.device, *, k: int = 1,
     """Refuse a run that cannot fit in ``device``'s memory, before anything is allocated.
 
     Raises:
-        ConfigError: naming the key whose size makes it too big (``problem.d``, ``model.widths`` or
-            ``sampling.n_interior``), the estimate and the memory there is.
+        ConfigError: naming the key whose size makes it too big (``problem.d``, ``model.widths``,
+            ``sampling.n_interior`` or ``optim.gn_points``), the estimate and the memory there is.
     """
     need = memory_estimate(cfg, d, k=k)
     have = _available(device) if available is None else available
@@ -161,12 +165,14 @@ def check_memory(cfg: PINNConfig, d: int, device: torch.device, *, k: int = 1,
     small_model = dataclasses.replace(cfg.model, widths=tuple(min(int(w), 1024) for w in cfg.model.widths))
     small_points = dataclasses.replace(cfg.sampling, n_interior=min(cfg.sampling.n_interior, 1000),
                                        n_test=min(cfg.sampling.n_test, 10000))
+    small_gn = dataclasses.replace(cfg.optim, gn_points=min(cfg.optim.gn_points, 1024))
     shrunk = {"problem.d": memory_estimate(cfg, min(d, 100), k=k),
               "model.widths": memory_estimate(dataclasses.replace(cfg, model=small_model), d, k=k),
-              "sampling.n_interior": memory_estimate(dataclasses.replace(cfg, sampling=small_points), d, k=k)}
+              "sampling.n_interior": memory_estimate(dataclasses.replace(cfg, sampling=small_points), d, k=k),
+              "optim.gn_points": memory_estimate(dataclasses.replace(cfg, optim=small_gn), d, k=k)}
     key = min(shrunk, key=lambda n: sum(shrunk[n].values()))
     value = {"problem.d": d, "model.widths": list(cfg.model.widths),
-             "sampling.n_interior": cfg.sampling.n_interior}[key]
+             "sampling.n_interior": cfg.sampling.n_interior, "optim.gn_points": cfg.optim.gn_points}[key]
     parts = ", ".join(f"{n} {_gib(v)}" for n, v in need.items())
     raise ConfigError(key, f"is {value}: the run needs about {_gib(sum(need.values()))} ({parts}), more than "
                            f"the {_gib(have)} of {device.type} memory; make it smaller"
