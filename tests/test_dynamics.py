@@ -275,3 +275,15 @@ def test_cli_simulate_and_bad_input(tmp_path, capsys):
     assert ((E > 0.94 * 8 - 1e-9) & (E < 0.995 * 8 + 1e-9)).all() and "chaotic" in tr.attrs["region"]
     assert main(["simulate", "ho1d", "--regime", "chaotic", "--out", str(out)]) == 2
     assert "--regime" in capsys.readouterr().err
+
+
+def test_a_region_that_never_gives_admissible_states_says_so():
+    """The rejection sampler stops with a RegionError that names the failing condition (here only
+    `admissible`, no energy window) and how many states it found, not an energy range of Nones."""
+    from sciml.dynamics import RegionError
+
+    system = dataclasses.replace(get_system("ho1d"), admissible=lambda x: torch.zeros(x.shape[0], dtype=torch.bool),
+                                 min_energy=None, max_energy=None)
+    with pytest.raises(RegionError, match=r"admissible \(0 of 4 after 2001 draws\)") as e:
+        system.sample_initial(4, torch.Generator().manual_seed(0))
+    assert "None" not in str(e.value)

@@ -113,9 +113,11 @@ class DynamicalSystem:
             have += int(ok.sum())
             tries += 1
             if tries > 2000:
-                raise RegionError(f"{self.name}: the region rarely gives states with H in [{self.min_energy}, "
-                                   f"{self.max_energy}]" + (" that are admissible" if self.admissible else "")
-                                   + "; widen the window or the region")
+                what = [f"H in [{self.min_energy}, {self.max_energy}]"] if window else []
+                what += ["admissible"] if self.admissible is not None else []
+                raise RegionError(f"{self.name}: the region rarely gives states that are {' and '.join(what)} "
+                                  f"({have} of {n} after {tries} draws); widen the window or the region, or ask "
+                                  "for fewer trajectories")
         return torch.cat(kept)[:n]
 
     @property
