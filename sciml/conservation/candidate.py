@@ -460,14 +460,13 @@ def lm_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: int, 
     are 1 at the step's start: to first order the same decrease as :math:`\sum_i\log\ell_i` (the weights
     :math:`1/\ell_i(\theta_0)` of iteratively reweighted least squares), with the floor's :math:`m` held at
     its value at :math:`\theta_0`. The per-point Jacobian over every parameter of the candidate comes from
-    ``vmap`` of ``jacrev`` of the per-point loss (:mod:`sciml.pinn.gauss_newton` solves the step and keeps the
-    damping). Returns the batch's mean :math:`\log\ell` before each step."""
+    ``vmap`` of ``jacrev`` of the per-point loss; :meth:`sciml.pinn.gauss_newton.LevenbergMarquardt.attempt`
+    solves, tries and damps the step, as for a PINN. Returns the batch's mean :math:`\log\ell` before each step."""
     from torch.func import functional_call, grad, jacrev, vmap
 
-    from sciml.pinn.gauss_newton import lm_step, unflatten
+    from sciml.pinn.gauss_newton import LevenbergMarquardt, unflatten
 
     model = c.model
-    names = [k for k, _ in model.named_parameters()]
     buffers = dict(model.named_buffers())
     scale = data.scale
     gen = torch.Generator(device=data.train.x.device).manual_seed(int(seed))
@@ -481,7 +480,7 @@ def lm_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: int, 
                           eps=cfg.deflation_eps, prev_unit_x=None if prev is None else prev[None], g_x=gx[None],
                           n_dof=data.n_dof, bracket_weight=cfg.bracket_weight, m=m0)[0]
 
-    damping, trace = 1e-3, []
+    lm, trace = LevenbergMarquardt(damping=1e-3), []
     for _ in range(iters):
         idx = torch.randperm(len(data.train), generator=gen, device=data.train.x.device)[:points]
         x, v, Q = data.train.x[idx], data.train.v[idx] / scale, spans.Q_train[idx]
@@ -499,25 +498,19 @@ def lm_finish(c: Init, data: DeflationData, spans: Spans, cfg: Any, iters: int, 
         l0 = vmap(loss_point, in_dims=in_dims)(theta, x, v, Q, prev, m0).detach()
         trace.append(float(torch.log(l0).mean()))
         jac, r = vmap(jacrev(resid, has_aux=True), in_dims=(*in_dims, 0))(theta, x, v, Q, prev, m0, l0)
-        J = torch.cat([jac[k].reshape(len(idx), -1) for k in names], 1).detach()
+        J = torch.cat([jac[k].reshape(len(idx), -1) for k in theta], 1).detach()
         r = r.detach()
-        before = float(r.double() @ r.double())
-        for _attempt in range(8):
-            solved = lm_step(r, J, damping)
-            if solved is None:
-                damping *= 8
-                continue
-            delta, pred = solved
-            trial = {k: theta[k] + d for k, d in unflatten(delta.to(r.dtype), theta).items()}
-            r1 = torch.sqrt(vmap(loss_point, in_dims=in_dims)(trial, x, v, Q, prev, m0) / l0).detach()
-            after = float(r1.double() @ r1.double())
-            rho = (before - after) / pred if pred > 0 and math.isfinite(after) else -1.0
-            damping = damping / 3 if rho > 0.75 else (damping * (4 if rho > 0 else 8) if rho < 0.25 else damping)
-            if rho > 0:
-                with torch.no_grad():
-                    for k, p in model.named_parameters():
-                        p.copy_(trial[k])
-                break
+        tried: dict[str, Tensor] = {}
+
+        def trial(delta: Tensor) -> float:  # the model itself changes only when a try is accepted
+            tried.update({k: theta[k] + d for k, d in unflatten(delta.to(r.dtype), theta).items()})
+            r1 = torch.sqrt(vmap(loss_point, in_dims=in_dims)(tried, x, v, Q, prev, m0) / l0).detach()
+            return float(r1.double() @ r1.double())
+
+        if lm.attempt(r, J, float(r.double() @ r.double()), trial, undo=lambda: None) is not None:
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    p.copy_(tried[k])
     return trace
 
 

@@ -174,14 +174,15 @@ class LevenbergMarquardt:
     r"""The damped Gauss-Newton step with its damping :math:`\lambda` (module docstring).
 
     Attributes:
-        fns: the per-point residuals of :func:`residual_functions`.
+        fns: the per-point residuals of :func:`residual_functions` (for :meth:`step`; :meth:`attempt` alone
+            needs none).
         damping: :math:`\lambda` relative to the mean diagonal of :math:`J^\top J`; adapted every step.
         attempts: tries per step; each refused try multiplies :math:`\lambda` by ``up**2 / 2``.
         chunk: points per ``vmap`` chunk while :math:`J` is built (a memory cap).
         accepted, refused: counters of tries.
     """
 
-    fns: tuple[Callable[..., Tensor], Callable[..., Tensor]]
+    fns: tuple[Callable[..., Tensor], Callable[..., Tensor]] | None = None
     damping: float = 1e-3
     attempts: int = 8
     chunk: int | None = 256
@@ -212,8 +213,33 @@ class LevenbergMarquardt:
         before = sum(shares)
         if not math.isfinite(before):
             raise FloatingPointError(f"the residuals are not finite (loss {before})")
-        if check is not None:
-            check_before = self._loss(theta, check)
+        check_before = self._loss(theta, check) if check is not None else None
+        old = [v.detach().clone() for v in theta.values()]
+
+        def trial(delta: Tensor) -> float:
+            with torch.no_grad():
+                for v, o, dv in zip(theta.values(), old, unflatten(delta.to(r.dtype), theta).values()):
+                    v.copy_(o + dv)
+            if project is not None:
+                project()
+            return self._loss(theta, blocks)
+
+        def undo() -> None:
+            with torch.no_grad():
+                for v, o in zip(theta.values(), old):
+                    v.copy_(o)
+
+        veto = None if check is None else (lambda: not self._loss(theta, check) < check_before)
+        after = self.attempt(r, J, before, trial, undo, veto)
+        return before, before if after is None else after, shares
+
+    def attempt(self, r: Tensor, J: Tensor, before: float, trial: Callable[[Tensor], float],
+                undo: Callable[[], None], veto: Callable[[], bool] | None = None) -> float | None:
+        r"""The damped tries of one step: up to ``attempts`` solves of :func:`lm_step` at the current damping.
+        ``trial(delta)`` takes the step and returns the loss after it; a try whose gain ratio is not positive,
+        or that ``veto()`` refuses (asked only then), is undone (``undo()``) and the damping raised. Returns the
+        loss after the accepted step, or ``None`` when every try was refused. Shared by the PINN step and the
+        conservation finish (:func:`sciml.conservation.candidate.lm_finish`)."""
         for _ in range(self.attempts):
             solved = lm_step(r, J, self.damping)
             if solved is None:  # not positive definite in float64: more damping
@@ -221,25 +247,17 @@ class LevenbergMarquardt:
                 self.refused += 1
                 continue
             delta, predicted = solved
-            old = [v.detach().clone() for v in theta.values()]
-            with torch.no_grad():
-                for v, dv in zip(theta.values(), unflatten(delta.to(r.dtype), theta).values()):
-                    v.add_(dv)
-            if project is not None:
-                project()
-            after = self._loss(theta, blocks)
+            after = trial(delta)
             rho = (before - after) / predicted if predicted > 0 and math.isfinite(after) else -1.0
-            if rho > 0 and check is not None and not self._loss(theta, check) < check_before:
+            if rho > 0 and veto is not None and veto():
                 rho = -1.0  # it fitted its own batch, not the problem
             self._adapt(rho)
             if rho > 0:
                 self.accepted += 1
-                return before, after, shares
+                return after
             self.refused += 1
-            with torch.no_grad():
-                for v, o in zip(theta.values(), old):
-                    v.copy_(o)
-        return before, before, shares
+            undo()
+        return None
 
     def _loss(self, theta: Mapping[str, Tensor], blocks: list[tuple]) -> float:
         with torch.no_grad():
