@@ -284,6 +284,21 @@ def test_a_region_that_never_gives_admissible_states_says_so():
 
     system = dataclasses.replace(get_system("ho1d"), admissible=lambda x: torch.zeros(x.shape[0], dtype=torch.bool),
                                  min_energy=None, max_energy=None)
-    with pytest.raises(RegionError, match=r"admissible \(0 of 4 after 2001 draws\)") as e:
+    with pytest.raises(RegionError, match=r"admissible \(0 of 4 after 512000 draws") as e:
         system.sample_initial(4, torch.Generator().manual_seed(0))
     assert "None" not in str(e.value)
+
+
+def test_a_rare_region_is_filled_by_draws_sized_to_its_acceptance():
+    """A region that accepts one box state in 10^4 (ho1d with q > 1 - 2e-4 on q ~ U(-1, 1)) needs about
+    3 million draws for 300 states: more than the 2000 fixed rounds give (the periodic alpha chain at N = 5
+    with 512 trajectories hit that wall); past them the draws follow the acceptance rate, every state kept
+    is admissible, and they spread over the whole accepted interval."""
+    base = get_system("ho1d")
+    assert base.region.half_width[0] == 1.0 and base.region.centre[0] == 0.0
+    system = dataclasses.replace(base, admissible=lambda x: x[..., 0] > 1 - 2e-4, min_energy=None, max_energy=None)
+    x = system.sample_initial(300, torch.Generator().manual_seed(0))
+    assert x.shape == (300, 2) and bool((x[:, 0] > 1 - 2e-4).all())
+    u = ((x[:, 0] - (1 - 2e-4)) / 2e-4).sort().values      # uniform on [0, 1] if the sampler is unbiased
+    ks = (u - (torch.arange(300, dtype=u.dtype) + 0.5) / 300).abs().max()
+    assert ks < 0.1, f"accepted states not uniform on the accepted interval (KS {ks:.3f})"

@@ -8,8 +8,9 @@ when per-point autodiff is needed (gradients of invariants in the checks).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor
@@ -90,6 +91,11 @@ class DynamicalSystem:
     min_energy: float | None = None
     admissible: Callable[[Tensor], Tensor] | None = None
 
+    #: rounds of ``max(2 * missing, 256)`` draws before the draw size follows the acceptance rate
+    FIXED_ROUNDS: ClassVar[int] = 2000
+    #: total draws after which a region is refused (:class:`RegionError`)
+    MAX_DRAWS: ClassVar[int] = 50_000_000
+
     def sample_initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` initial states from :attr:`region`, keeping those with ``min_energy <= H <= max_energy``
         (e.g. below an escape barrier, or on a chaotic energy shell) and :attr:`admissible`, when set."""
@@ -97,9 +103,22 @@ class DynamicalSystem:
         if not window and self.admissible is None:
             return self.region.sample(n, generator)
         kept: list[Tensor] = []
-        have, tries = 0, 0
+        have, tries, drawn = 0, 0, 0
         while have < n:
-            x = self.region.sample(max(2 * (n - have), 256), generator)
+            size = max(2 * (n - have), 256)
+            if tries >= self.FIXED_ROUNDS:
+                # a rare region: size the draws by the acceptance seen so far (the first rounds are kept as
+                # they were, so every region that fills within them draws the same states as before)
+                rate = have / drawn
+                if rate == 0 or drawn + (n - have) / rate > self.MAX_DRAWS:
+                    what = [f"H in [{self.min_energy}, {self.max_energy}]"] if window else []
+                    what += ["admissible"] if self.admissible is not None else []
+                    raise RegionError(
+                        f"{self.name}: the region rarely gives states that are {' and '.join(what)} ({have} of {n} "
+                        f"after {drawn} draws, acceptance {rate:.2g}; more than {self.MAX_DRAWS:.0e} draws would "
+                        "be needed); widen the window or the region, or ask for fewer trajectories")
+                size = min(math.ceil(1.5 * (n - have) / rate), 1 << 18)
+            x = self.region.sample(size, generator)
             ok = torch.ones(x.shape[0], dtype=torch.bool)
             if window:
                 E = self.hamiltonian(x)
@@ -111,13 +130,8 @@ class DynamicalSystem:
                 ok &= self.admissible(x)
             kept.append(x[ok])
             have += int(ok.sum())
+            drawn += x.shape[0]
             tries += 1
-            if tries > 2000:
-                what = [f"H in [{self.min_energy}, {self.max_energy}]"] if window else []
-                what += ["admissible"] if self.admissible is not None else []
-                raise RegionError(f"{self.name}: the region rarely gives states that are {' and '.join(what)} "
-                                  f"({have} of {n} after {tries} draws); widen the window or the region, or ask "
-                                  "for fewer trajectories")
         return torch.cat(kept)[:n]
 
     @property
