@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     prob = make_problem(args.problem, nu=args.nu, dim=args.dim)
-    held_out = prob.sample(200000, 10**6) if prob.radial_sf is None else None
+    held_out = prob.sample(max(200000, 10 * args.n_data), 10**6) if prob.radial_sf is None else None
     over = json.loads(args.config)
     for seed in (int(s) for s in args.seeds.split(",")):
         data = prob.sample(args.n_data, seed)

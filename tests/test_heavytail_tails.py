@@ -111,7 +111,7 @@ def test_particle_flow_reaches_the_tail_only_in_log_coordinates(seed):
 def _gan(seed: int, **gan) -> HeavyTailConfig:
     return load_config({"model": "gan", "steps": 150, "batch": 256, "seed": seed, "n_samples": 20000,
                         "checkpoint_every": 10**6, "log_every": 1000, "critic": {"width": 32, "depth": 2, "steps": 2},
-                        "gan": {"width": 32, "depth": 2, **gan}}, HeavyTailConfig)
+                        "gan": {"width": 32, "depth": 2, "lr_decay": 1.0, **gan}}, HeavyTailConfig)  # 150 steps: no decay
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -185,7 +185,7 @@ def test_every_lipschitz_bound_is_checked_in_one_place():
 
 def test_generator_learning_rate_follows_the_cosine_schedule():
     """lr_i = lr (d + (1 - d)(1 + cos(pi i / (steps - 1)))/2), d = lr_decay: lr at the first step, lr d at the
-    last, halfway between at the middle; d = 1 is the constant rate."""
+    last, halfway between at the middle; d = 1 is the constant rate; the default d is 0.1."""
     from sciml.heavytail.strategies import GANModel
 
     cfg = load_config({"steps": 101, "gan": {"lr": 2e-3, "lr_decay": 0.01}}, HeavyTailConfig)
@@ -193,5 +193,21 @@ def test_generator_learning_rate_follows_the_cosine_schedule():
     assert GANModel.learning_rate(cfg, 100) == pytest.approx(2e-5)
     assert GANModel.learning_rate(cfg, 50) == pytest.approx(2e-3 * (0.01 + 0.99 / 2))
     assert GANModel.learning_rate(cfg, 25) == pytest.approx(2e-3 * (0.01 + 0.99 * (1 + math.cos(math.pi / 4)) / 2))
-    const = load_config({"steps": 101}, HeavyTailConfig)
+    const = load_config({"steps": 101, "gan": {"lr_decay": 1.0}}, HeavyTailConfig)
     assert {GANModel.learning_rate(const, i) for i in (0, 37, 100)} == {const.gan.lr}
+    default = load_config({"steps": 101}, HeavyTailConfig)
+    assert GANModel.learning_rate(default, 100) == pytest.approx(0.1 * default.gan.lr)
+
+
+def test_unset_steps_batch_and_critic_steps_take_the_models_measured_recipe():
+    """steps, batch and critic.steps left unset take the model's recipe (GAN 1500 / 2000 / 3, particles
+    600 / 1000 / 5, flow 2000 / 512 and no critic); a value given is kept; critic.steps with the flow is
+    refused by name like every other option that would do nothing."""
+    want = {"gan": (1500, 2000, 3), "particles": (600, 1000, 5), "flow": (2000, 512, None)}
+    for model, (steps, batch, critic_steps) in want.items():
+        cfg = load_config({"model": model}, HeavyTailConfig)
+        assert (cfg.steps, cfg.batch, cfg.critic.steps) == (steps, batch, critic_steps), model
+    cfg = load_config({"model": "particles", "steps": 7, "batch": 0, "critic": {"steps": 2}}, HeavyTailConfig)
+    assert (cfg.steps, cfg.batch, cfg.critic.steps) == (7, 0, 2)
+    with pytest.raises(Exception, match="critic.steps"):
+        load_config({"model": "flow", "critic": {"steps": 3}}, HeavyTailConfig)

@@ -5,7 +5,7 @@ TOML layout: top-level keys, then the tables ``[critic]``, ``[gan]``, ``[particl
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from ..nn.lipschitz import LIPSCHITZ_ACTIVATIONS
@@ -27,7 +27,8 @@ class CriticConfig:
     depth: int = param(3, ge=1, doc="hidden layers")
     activation: str = param("relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the critic")
-    steps: int = param(5, ge=1, doc="critic updates per generator/particle step")
+    steps: int | None = param(None, ge=1, doc="critic updates per generator/particle step; unset: the model's "
+                                              "default (GAN 3, particles 5)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class GANConfig:
     depth: int = param(3, ge=1)
     activation: str = param("leaky_relu", choices=tuple(LIPSCHITZ_ACTIVATIONS))
     lr: float = param(1e-3, gt=0, doc="Adam learning rate of the generator")
-    lr_decay: float = param(1.0, gt=0, le=1, doc="the generator's learning rate falls along a cosine from lr to "
+    lr_decay: float = param(0.1, gt=0, le=1, doc="the generator's learning rate falls along a cosine from lr to "
                                                  "lr * lr_decay at the last step; 1 = constant")
     order: str = param("data_gen", choices=("data_gen", "gen_data"),
                        doc="data_gen: train on D_f(Q || P_G), which for alpha > 1 punishes generated tails lighter "
@@ -106,8 +107,10 @@ class HeavyTailConfig:
     constraint: str = param("gp", choices=CONSTRAINTS.names(),
                             doc="gp = one-sided gradient penalty, spectral = hard normalisation, none = plain f-divergence")
     gp_weight: float = param(10.0, ge=0, doc="beta of the gradient penalty")
-    steps: int = param(2000, ge=1, doc="generator / particle / flow steps")
-    batch: int = param(512, ge=0, doc="minibatch size; 0 = full batch")
+    steps: int | None = param(None, ge=1, doc="generator / particle / flow steps; unset: the model's default "
+                                               "(GAN 1500, particles 600, flow 2000)")
+    batch: int | None = param(None, ge=0, doc="minibatch size; 0 = full batch; unset: the model's default "
+                                               "(GAN 2000, particles 1000, flow 512)")
     seed: int = param(0)
     n_samples: int = param(50000, ge=1, doc="samples drawn at the end for the metrics (GAN, flow)")
     log_every: int = param(50, ge=1)
@@ -121,6 +124,14 @@ class HeavyTailConfig:
         unused = unused_option(self)
         if unused is not None:
             raise ConfigError(*unused)
+        # what the config leaves unset takes the model's measured recipe (a frozen dataclass: set in place once)
+        d = MODELS[self.model].defaults
+        if self.steps is None:
+            object.__setattr__(self, "steps", d["steps"])
+        if self.batch is None:
+            object.__setattr__(self, "batch", d["batch"])
+        if self.critic.steps is None and "critic_steps" in d:
+            object.__setattr__(self, "critic", replace(self.critic, steps=d["critic_steps"]))
         if not MODELS[self.model].adversarial:
             return  # the flow has no critic: divergence, alpha and constraint do not apply
         if self.divergence == "alpha" and self.alpha < 1:

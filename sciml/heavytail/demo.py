@@ -38,7 +38,7 @@ def demo(args) -> bool:
     print(f"  tail index moved toward the truth and CCDF error fell: {'yes' if good else 'NO'}")
     ok &= good
     cfg = load_config({"model": "gan", "steps": 1000, "batch": 256, "seed": seed, "n_samples": 20000,
-                       "critic": {"steps": 2, "width": 32, "depth": 2}, "gan": {"latent": "student", "coordinates": "linear", "ema": 0.0, "scale": False, "order": "gen_data", "width": 32,
+                       "critic": {"steps": 2, "width": 32, "depth": 2}, "gan": {"latent": "student", "coordinates": "linear", "ema": 0.0, "scale": False, "order": "gen_data", "lr_decay": 1.0, "width": 32,
                                                                                 "depth": 2}}, HeavyTailConfig)
     res = fit(HeavyTail, cfg, data, out=out / "gan", device=args.device, overwrite=True, problem=prob)
     m = res.metrics

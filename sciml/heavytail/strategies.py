@@ -48,10 +48,13 @@ class GenerativeModel:
     Attributes:
         name: its name in :data:`MODELS` (the config key ``model``).
         adversarial: trained against a critic (so the divergence and the Lipschitz constraint apply).
+        defaults: the values of ``steps``, ``batch`` and ``critic.steps`` a config leaves unset (the
+            measured recipes of docs/heavytail.md; ``critic_steps`` is absent for a model without a critic).
     """
 
     name: ClassVar[str] = ""
     adversarial: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, int]] = {"steps": 2000, "batch": 512, "critic_steps": 5}
 
     def resolve(self, cfg: "HeavyTailConfig", data: np.ndarray) -> dict[str, Any]:
         """What the config leaves to the data (sizes, tail indices given as 0); saved with the model."""
@@ -100,6 +103,7 @@ class GANModel(GenerativeModel):
     """GAN: an MLP generator on latent noise, in linear or log coordinates, against a Lipschitz critic."""
 
     name = "gan"
+    defaults = {"steps": 1500, "batch": 2000, "critic_steps": 3}
 
     def coordinates(self, cfg):
         return COORDINATES.resolve(cfg.gan.coordinates)
@@ -158,6 +162,7 @@ class ParticleModel(GenerativeModel):
     """Lipschitz-regularised generative particle flow (GPA): the particles move down the critic."""
 
     name = "particles"
+    defaults = {"steps": 600, "batch": 1000, "critic_steps": 5}
 
     def coordinates(self, cfg):
         return COORDINATES.resolve(cfg.particles.coordinates)
@@ -192,6 +197,7 @@ class FlowModel(GenerativeModel):
 
     name = "flow"
     adversarial = False
+    defaults = {"steps": 2000, "batch": 512}
 
     def resolve(self, cfg, data):
         f = cfg.flow
