@@ -86,3 +86,19 @@ def test_adam_on_the_parametrisation_equals_adam_on_standardised_inputs():
         ((raw(y) - target) ** 2).mean().backward()
         opt_c.step()
     assert (raw((y - mean) / std) - twin((y - mean) / std)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("sampler", [UniformBall(), RadialUniformBall()])
+def test_interior_radii_are_never_zero_even_when_rand_returns_zero(sampler, monkeypatch):
+    """torch.rand draws from [0, 1) and does return exact zeros (about one float32 draw in 2^24); a radius
+    of exactly 0 put a point at the centre, where the linear parabolic family's right-hand side is infinite
+    (a loss of 1e24 that froze Adam for the rest of a 3,000-step run). Forcing every draw to 0, no radius is
+    0 and every radius stays in the ball; other draws are untouched."""
+    ball = Ball(d=10, radius=1.0)
+    monkeypatch.setattr(torch, "rand", lambda n, **kw: torch.zeros(n, dtype=kw.get("dtype")))
+    r = sampler.radii(64, ball, None, "cpu", torch.float32)
+    assert bool((r > 0).all()) and bool((r <= 1.0).all())
+    monkeypatch.setattr(torch, "rand", lambda n, **kw: torch.full((n,), 0.25, dtype=kw.get("dtype")))
+    r = sampler.radii(4, ball, None, "cpu", torch.float32)
+    want = 0.25 ** 0.1 if isinstance(sampler, UniformBall) else 0.25
+    assert torch.allclose(r, torch.full((4,), want))

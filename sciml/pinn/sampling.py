@@ -35,12 +35,21 @@ def _directions(n: int, d: int, generator, device, dtype) -> Tensor:
     return g / g.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
+def _open_unit(u: Tensor) -> Tensor:
+    """``torch.rand``'s ``[0, 1)`` made ``(0, 1]``: an exact 0 (about one float32 draw in 2^24, so once in a
+    few thousand steps of 256 points) would put a point at the centre, where a solution with a cone there
+    (the linear parabolic family: ``Lap u ~ 1/|x|``) has an infinite right-hand side; one such point gave a
+    loss of 1e24 and froze Adam (its second moments at 1e19) for the rest of the run. Zeros become 1; every
+    other draw, and so every run that never drew a zero, is unchanged."""
+    return torch.where(u > 0, u, torch.ones_like(u))
+
+
 @dataclass(frozen=True)
 class UniformBall:
     """Uniform in the ball's volume: :math:`r = R\\,U^{1/d}` (the correct default)."""
 
     def radii(self, n: int, ball: Ball, generator, device, dtype) -> Tensor:
-        u = torch.rand(n, generator=generator, device=device, dtype=dtype)
+        u = _open_unit(torch.rand(n, generator=generator, device=device, dtype=dtype))
         return ball.radius * u ** (1.0 / ball.d)
 
 
@@ -60,7 +69,7 @@ class RadialUniformBall:
             raise ValueError(f"r_min must be in [0, 1), got {self.r_min}")
 
     def radii(self, n: int, ball: Ball, generator, device, dtype) -> Tensor:
-        u = torch.rand(n, generator=generator, device=device, dtype=dtype)
+        u = _open_unit(torch.rand(n, generator=generator, device=device, dtype=dtype))
         return ball.radius * (self.r_min + (1 - self.r_min) * u)
 
 
