@@ -62,8 +62,10 @@ def score_ve(over: dict, data: np.ndarray, seed: int, powers: np.ndarray) -> dic
     from sciml.score import ScoreConfig, ScoreTraining
 
     base = {"sde": {"kind": "ve", "sigma_min": 0.01, "sigma_max": 100.0}, "train": {"standardize": False}}
-    merged = {k: {**base.get(k, {}), **over.get(k, {})} if isinstance(over.get(k, base.get(k)), dict)
-              else over.get(k, base.get(k)) for k in {*base, *over}}
+    merged = {**base, **over}
+    for table in base:  # a table the JSON gives is merged into the baseline's, key by key
+        if isinstance(over.get(table), dict):
+            merged[table] = {**base[table], **over[table]}
     cfg = load_config({**merged, "seed": seed, "checkpoint_every": 10**9}, ScoreConfig)
     cpu = time.process_time()
     res = fit(ScoreTraining, cfg, torch.as_tensor(data, dtype=torch.float32))

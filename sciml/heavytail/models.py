@@ -56,10 +56,11 @@ def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Ge
     if kind == "laplace":
         v = torch.rand(n, dim, generator=generator, device=generator.device if generator is not None else None)
         # rand is in [0, 1): an exact 0 (one float32 draw in 2^24, about once per training run) would give
-        # log(0), clamped to |z| = 700, a generated point at e^(hundreds); it becomes the median draw instead
+        # log(0), a latent of hundreds and a generated point at e^(hundreds); it becomes the median draw, so
+        # 1 - 2|v| >= 2^-23 and |z| <= 16
         v = torch.where(v > 0, v, torch.full_like(v, 0.5))
         v = v.to(device=device, dtype=torch.float64) - 0.5  # float64: the log of 1 - 2|v| near 0
-        return (-torch.sign(v) * torch.log1p(-2 * v.abs()).clamp(min=-700)).to(dtype)
+        return (-torch.sign(v) * torch.log1p(-2 * v.abs())).to(dtype)
     z = torch.randn(n, dim, generator=generator, device=generator.device if generator is not None else None)
     z = z.to(device=device, dtype=dtype)
     if kind == "gaussian":
