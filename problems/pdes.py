@@ -30,13 +30,15 @@ the exact solution, differentiated independently by ``torch.func`` in float64, i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
 
 from sciml.pinn.problem import Ball, PDEProblem
 
-__all__ = ["allen_cahn", "linear_parabolic", "FAMILIES", "family_member"]
+__all__ = ["allen_cahn", "linear_parabolic", "RadialData", "FAMILIES", "family_member"]
 
 _HALF_PI = math.pi / 2
 _R_EPS = 1e-12  # r enters as (d-1)/r * g'(r) with g'(0) = 0; keep the division finite at the origin
@@ -44,6 +46,25 @@ _R_EPS = 1e-12  # r enters as (d-1)/r * g'(r) with g'(0) = 0; keep the division 
 
 def _norm(x: Tensor) -> Tensor:
     return x.norm(dim=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class RadialData:
+    r"""Radial data :math:`h(x) = g(\|x\|)` from its profile ``g(r) -> (g, g', g'')``, with the terms the
+    hard-constraint lift takes (:class:`sciml.pinn.problem.InitialLift`) in closed form:
+    :math:`\nabla h = g'(r)\, x / r`, :math:`\Delta h = g'' + (d - 1) g'/r`."""
+
+    profile: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.profile(_norm(x))[0]
+
+    def terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(h, grad h, lap h)`` at ``x (N, d)``."""
+        r = _norm(x)
+        g, g1, g2 = self.profile(r)
+        inv = 1 / r.clamp_min(_R_EPS)
+        return g, (g1 * inv)[:, None] * x, g2 + (x.shape[-1] - 1) * g1 * inv
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -83,13 +104,19 @@ def allen_cahn(eps: float = 0.0, d: int = 10) -> PDEProblem:
 
     return PDEProblem(
         name=f"allen_cahn(eps={eps:g}, d={d})", domain=Ball(d), t_range=(0.0, 1.0), operator=operator,
-        rhs=rhs, boundary=lambda t, x: torch.zeros_like(t), initial=lambda x: exact(torch.zeros_like(x[..., 0]), x),
+        rhs=rhs, boundary=lambda t, x: torch.zeros_like(t), initial=RadialData(lambda r: _ac_profile(r, eps)),
         exact=exact, params={"family": "allen_cahn", "eps": float(eps), "d": d},
     )
 
 
 # ----------------------------------------------------------------------------------------------------
 # Linear parabolic
+def _lp_profile(r: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """g(r), g'(r), g''(r) of :math:`e^{p r}`."""
+    g = torch.exp(r * p)
+    return g, p * g, p * p * g
+
+
 def linear_parabolic(c: float = 1.0, d: int = 10) -> PDEProblem:
     r"""The member :math:`u_t - \nabla\cdot((1 + |x|/2)\nabla u) = f_c` on (0, 1/2) x unit ball in R^d."""
     d = int(d)
@@ -115,7 +142,7 @@ def linear_parabolic(c: float = 1.0, d: int = 10) -> PDEProblem:
 
     return PDEProblem(
         name=f"linear_parabolic(c={c:g}, d={d})", domain=Ball(d), t_range=(0.0, 0.5), operator=operator,
-        rhs=rhs, boundary=exact, initial=lambda x: exact(torch.zeros_like(x[..., 0]), x), exact=exact,
+        rhs=rhs, boundary=exact, initial=RadialData(lambda r: _lp_profile(r, phi(r.new_zeros(())))), exact=exact,
         params={"family": "linear_parabolic", "c": float(c), "d": d},
     )
 

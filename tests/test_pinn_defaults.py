@@ -3,6 +3,7 @@ exponential decay to a floor, never increasing after the warm-up), fresh points 
 paper reproduction configs keep their fixed points), and ``laplacian.compile = "auto"`` deciding from the
 run's length and budget (a fake clock: no real compile here)."""
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from problems.pdes import allen_cahn
-from sciml.autodiff import HessianTrace
+from problems.pdes import allen_cahn, family_member
+from sciml.autodiff import EvolutionDerivatives, HessianTrace, evolution_terms
 from sciml.pinn import (SAMPLERS, Ball, DistanceAnsatz, PINNConfig, Trainer, ball_distance, build_network,
                         identity_parametrisation, sample_domain)
 from sciml.pinn.config import OptimConfig
-from sciml.pinn.solver import COMPILE_GAIN, COMPILE_SECONDS, compile_pays, distance_terms, lr_factor, stationary_terms
+from sciml.pinn.problem import InitialLift
+from sciml.pinn.solver import (COMPILE_GAIN, COMPILE_SECONDS, ansatz_terms, compile_pays, distance_terms, lr_factor,
+                               stationary_terms, with_hard_constraints)
 from sciml.run import ConfigError, load_config
 from sciml.transfer import TransferRunConfig
 
@@ -160,6 +163,46 @@ def test_ball_distance_terms_in_closed_form_equal_the_hessian_trace():
         assert torch.allclose(closed.lap, torch.full((50,), -2 * 6 * s, dtype=torch.float64), atol=1e-12)
         for a, b in ((closed.u, ref.u), (closed.grad, ref.grad), (closed.lap, ref.lap)):
             assert torch.allclose(a, b, atol=1e-12)
+
+
+def _hessian_terms(fn, t, x):
+    """The generic route: a (d+1) x (d+1) Hessian per point of the per-point ``fn(t, x)`` (float64 oracle)."""
+    return evolution_terms(lambda p, z: fn(z[0], z[1:]), {}, t, x, method=HessianTrace())
+
+
+@pytest.mark.parametrize("family", ["allen_cahn", "linear_parabolic"])
+def test_evolution_ansatz_terms_in_closed_form_equal_the_hessian_trace(family):
+    """The ``initial_boundary`` ansatz of the catalogue's families takes no Hessian per point and step: the
+    factor (t - t0)(R^2 - |x - c|^2) and the radial initial data have closed-form terms, equal to the float64
+    Hessian trace of the same callables (points kept off the origin, where the parabolic data have a cone)."""
+    d = 7
+    prob = with_hard_constraints(family_member(family, 0.7, d), "initial_boundary")
+    g = torch.Generator().manual_seed(5)
+    x = sample_domain(Ball(d), 40, generator=g, dtype=torch.float64)
+    x = x * (0.05 + 0.9 * torch.rand(40, 1, generator=g, dtype=torch.float64)) / x.norm(dim=1, keepdim=True)
+    t = torch.rand(40, generator=g, dtype=torch.float64) * 0.5
+    assert hasattr(prob.hard.lift, "terms") and hasattr(prob.hard.factor, "terms")
+    closed_a, closed_b = ansatz_terms(prob.hard, t, x)
+    tau, s = t, 1 - (x * x).sum(1)
+    assert torch.allclose(closed_b.lap_x, -2 * d * tau) and torch.allclose(closed_b.u_t, s)  # by hand
+    for fn, closed in ((prob.hard.lift, closed_a), (prob.hard.factor, closed_b)):
+        ref = _hessian_terms(fn, t, x)
+        for a, b in zip(dataclasses.astuple(closed), dataclasses.astuple(ref)):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_initial_lift_without_closed_form_uses_the_hessian_over_x():
+    """User data without ``terms``: the lift's terms come from the exact Hessian over x alone (u_t = 0)."""
+    lift = InitialLift(lambda x: torch.sin(x[..., 0]) * torch.exp(x[..., 1]) + (x * x).sum(-1))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    t = torch.rand(30, generator=g, dtype=torch.float64)
+    got = EvolutionDerivatives(*lift.terms(t, x))
+    s0, e1 = torch.sin(x[:, 0]), torch.exp(x[:, 1])
+    assert torch.allclose(got.u, s0 * e1 + (x * x).sum(1))
+    assert torch.equal(got.u_t, torch.zeros(30, dtype=torch.float64))
+    assert torch.allclose(got.grad_x[:, 0], torch.cos(x[:, 0]) * e1 + 2 * x[:, 0])
+    assert torch.allclose(got.lap_x, -s0 * e1 + s0 * e1 + 6)  # d^2/dx0^2 + d^2/dx1^2 + 2 * 3
 
 
 def test_lbfgs_finish_of_a_resampled_run_trains_on_one_batch_drawn_when_it_starts():

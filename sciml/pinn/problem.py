@@ -52,10 +52,10 @@ from typing import Any, Callable, ClassVar, Mapping
 import torch
 from torch import Tensor
 
-from sciml.autodiff import EvolutionDerivatives
+from sciml.autodiff import EvolutionDerivatives, HessianTrace
 
 __all__ = ["Ball", "Box", "PDEProblem", "HardDirichlet", "Operator", "StationaryProblem", "StationaryOperatorFn",
-           "DistanceAnsatz", "BallDistance", "ball_distance", "box_distance", "is_stationary"]
+           "DistanceAnsatz", "BallDistance", "BallTimeFactor", "InitialLift", "ball_distance", "box_distance", "is_stationary"]
 
 #: ``operator(terms, t, x) -> (N,)``: the left-hand side :math:`\mathcal{N}[u]` from the core's terms.
 Operator = Callable[[EvolutionDerivatives, Tensor, Tensor], Tensor]
@@ -109,14 +109,62 @@ class HardDirichlet:
     ``A`` satisfies the boundary and initial data and ``B`` vanishes where they are imposed (e.g.
     :math:`B = (t - t_0)(1 - \|x\|^2)` on the unit ball), so the corresponding loss terms vanish
     identically. Both are per-point functions of ``(t, x)`` (scalar ``t``, ``x`` of shape ``(d,)``);
-    their derivatives are taken by the core's exact Hessian trace and combined with the network's
-    by the product rule, so any Laplacian method (also a stochastic one) still applies to the network.
+    their derivatives are taken in closed form where the callable has a batched ``terms(t, x) ->
+    (value, d/dt, grad_x, lap_x)`` (:class:`BallTimeFactor`, :class:`InitialLift`), otherwise by the core's
+    exact Hessian trace, and combined with the network's by the product rule, so any Laplacian method
+    (also a stochastic one) still applies to the network.
     """
 
     lift: Callable[[Tensor, Tensor], Tensor]
     factor: Callable[[Tensor, Tensor], Tensor]
     enforces_boundary: bool = True
     enforces_initial: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class BallTimeFactor:
+    r"""The factor :math:`B(t, x) = (t - t_0)(R^2 - \|x - c\|^2)` of ``loss.hard = "initial_boundary"``, with
+    its terms in closed form (:meth:`terms`): :math:`B_t = R^2 - \|x - c\|^2`,
+    :math:`\nabla_x B = -2(t - t_0)(x - c)`, :math:`\Delta_x B = -2d\,(t - t_0)`. A resampled run then takes
+    no Hessian per point and step for it. Per point: scalar ``t``, ``x (d,)``."""
+
+    t0: float
+    r2: float
+    center: Tensor
+
+    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+        return (t - self.t0) * (self.r2 - ((x - self.center.to(x)) ** 2).sum(-1))
+
+    def terms(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(B, B_t, grad_x B, lap_x B)`` at ``t (N,)``, ``x (N, d)``."""
+        y = x - self.center.to(x)
+        s, tau = self.r2 - (y * y).sum(-1), t - self.t0
+        return tau * s, s, -2 * tau[:, None] * y, -2 * x.shape[1] * tau
+
+
+@dataclass(frozen=True, eq=False)
+class InitialLift:
+    r"""The lift :math:`A(t, x) = h(x)` of the hard-constraint ansatz: the initial data, constant in time.
+
+    Its terms are :math:`(h, 0, \nabla h, \Delta h)`: in closed form when ``h`` has a method
+    ``terms(x) -> (h, grad h, lap h)`` (batched, as :class:`BallDistance`'s; the catalogue's radial data
+    have one), otherwise by the exact Hessian trace over :math:`x` alone (``d x d``, not ``(d+1) x (d+1)``).
+    """
+
+    initial: Callable[[Tensor], Tensor]
+
+    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.initial(x[None])[0]
+
+    def terms(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(h, 0, grad h, lap h)`` at ``t (N,)``, ``x (N, d)``."""
+        closed = getattr(self.initial, "terms", None)
+        if closed is not None:
+            u, grad, lap = closed(x)
+        else:
+            out = HessianTrace()(lambda params, z: self.initial(z[None])[0], {}, x, with_gradient=True)
+            u, grad, lap = out.value, out.gradient, out.laplacian
+        return u, torch.zeros_like(u), grad, lap
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ from sciml.run.distributed import DistContext
 from .config import OptimConfig, PINNConfig
 from . import gauss_newton
 from .network import laplacian_for
-from .problem import Ball, DistanceAnsatz, HardDirichlet, PDEProblem, StationaryProblem, ball_distance, box_distance, \
-    is_stationary
+from .problem import (Ball, BallTimeFactor, DistanceAnsatz, HardDirichlet, InitialLift, PDEProblem, StationaryProblem,
+                      ball_distance, box_distance, is_stationary)
 from .sampling import SAMPLERS, Points, sample_domain, sample_points
 
 log = logging.getLogger("sciml.pinn")
@@ -134,9 +134,16 @@ def _per_point(fn2):
 
 
 def ansatz_terms(hard: HardDirichlet, t: Tensor, x: Tensor) -> tuple[EvolutionDerivatives, EvolutionDerivatives]:
-    """Exact terms of the lift ``A`` and the factor ``B`` (they do not depend on the parameters)."""
-    return (evolution_terms(_per_point(hard.lift), {}, t, x, method=HessianTrace()),
-            evolution_terms(_per_point(hard.factor), {}, t, x, method=HessianTrace()))
+    """Exact terms of the lift ``A`` and the factor ``B`` (they do not depend on the parameters): in
+    closed form where the callable has ``terms(t, x)``, else by a ``(d+1) x (d+1)`` Hessian per point."""
+    return _evolution_exact(hard.lift, t, x), _evolution_exact(hard.factor, t, x)
+
+
+def _evolution_exact(fn: Callable[[Tensor, Tensor], Tensor], t: Tensor, x: Tensor) -> EvolutionDerivatives:
+    closed = getattr(fn, "terms", None)
+    if closed is not None:
+        return EvolutionDerivatives(*closed(t, x))
+    return evolution_terms(_per_point(fn), {}, t, x, method=HessianTrace())
 
 
 def _ansatz_terms(hard: HardDirichlet, n: EvolutionDerivatives, t: Tensor, x: Tensor,
@@ -365,9 +372,7 @@ def with_hard_constraints(problem: PDEProblem | StationaryProblem, mode: str) ->
     t0 = problem.t_range[0]
     init = problem.initial
 
-    def lift(t, x):
-        return init(x[None])[0]
-
+    lift = InitialLift(init)
     if mode == "initial":
         factor = lambda t, x: t - t0  # noqa: E731
         hard = HardDirichlet(lift, factor, enforces_boundary=False)
@@ -375,12 +380,7 @@ def with_hard_constraints(problem: PDEProblem | StationaryProblem, mode: str) ->
         dom = problem.domain
         if not isinstance(dom, Ball):
             raise ValueError("loss.hard = 'initial_boundary' is implemented for balls only")
-        c = dom.center_tensor()
-
-        def factor(t, x):
-            return (t - t0) * (dom.radius**2 - ((x - c.to(x)) ** 2).sum())
-
-        hard = HardDirichlet(lift, factor)
+        hard = HardDirichlet(lift, BallTimeFactor(t0, float(dom.radius) ** 2, dom.center_tensor(dtype=torch.float64)))
     else:
         raise ValueError(f"hard must be 'none', 'initial' or 'initial_boundary', got {mode!r}")
     return dataclasses.replace(problem, hard=hard)
