@@ -74,6 +74,44 @@ def test_trainer_follows_the_schedule_and_a_floor_above_lr_is_refused():
         trainer(cfg_of(optim={"lr": 1e-3, "lr_min": 1e-2}))
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "exponential"])
+def test_schedule_with_a_budget_decays_by_the_larger_of_step_and_time_fractions(schedule):
+    o = OptimConfig(iters=1000, lr=1e-2, lr_min=1e-4, warmup=10, schedule=schedule, decay_rate=0.01, decay_steps=990)
+    tau = [0.0]
+    f = lr_factor(o, lambda: tau[0])
+    assert [f(i) for i in range(1000)] == [lr_factor(o)(i) for i in range(1000)]  # no time used: the step schedule
+    assert f(3) == pytest.approx(4 / 10)  # the warm-up counts steps only
+    tau[0] = 0.5  # half the budget gone at step 20: the schedule is half-way whatever the step count
+    assert f(20) == pytest.approx(lr_factor(o)(10 + 495))
+    tau[0] = 0.1  # the step fraction ahead of the time: the steps rule
+    assert f(10 + 495) == pytest.approx(lr_factor(o)(10 + 495))
+    tau[0] = 1.0  # the budget's end: the floor, from any step
+    assert f(20) == pytest.approx(1e-2) and f(500) == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_a_budget_cut_run_ends_at_the_floor_when_the_schedule_follows_the_budget(follow):
+    # a fake clock of 1 s a read, two reads a step: after step i, 2i + 1 s of a 40 s budget are gone, so the
+    # budget ends after 20 of the 1,000 steps; a step-only cosine would still be at its peak there
+    cfg = cfg_of(optim={"iters": 1000, "lr": 1e-2, "lr_min": 1e-4, "schedule": "cosine", "max_seconds": 40.0,
+                        "schedule_budget": follow})
+    tr = trainer(cfg, clock=fake_clock(1.0))
+    lrs = []
+    for i in range(20):
+        lrs.append(tr.opts[0].param_groups[0]["lr"])
+        tr.step(i)
+    assert tr.wall_seconds == pytest.approx(39.0) and tr.train_seconds == pytest.approx(20.0)
+    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
+    # the lr of step 19: set at the end of step 18, 36 s into the budget (steps and the gaps between them)
+    cosine = 1e-4 + (1e-2 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (36 / 40 if follow else 19 / 1000)))
+    assert lrs[-1] == pytest.approx(cosine, rel=1e-9)
+    assert (lrs[-1] < 4e-4) if follow else (lrs[-1] > 0.99 * 1e-2)
+    st = tr.state()  # resumed, the budget used so far carries over (not the gap between the sessions)
+    again = trainer(cfg, clock=fake_clock(1.0))
+    again.load(st)
+    assert again.wall_seconds == pytest.approx(39.0) and again._budget_fraction() == pytest.approx(39 / 40)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Fresh points by default; the reproduction configs keep theirs
 def test_resample_is_the_default_and_reproduction_configs_keep_fixed_points():

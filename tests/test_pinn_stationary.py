@@ -273,3 +273,18 @@ def test_max_seconds_through_fit(tmp_path):
     res = sciml.fit(PINN, cfg, problem, out=tmp_path, max_seconds=cfg.optim.max_seconds, threads=1)
     assert res.status == Status.BUDGET and res.seconds >= 0.5 and res.step < 1_000_000
     assert (tmp_path / "checkpoints" / f"ckpt_{res.step}.pt").is_file()
+
+
+def test_a_budget_stop_between_evaluations_reports_the_saved_network(tmp_path):
+    """log_every far above the steps taken: the budget stops the run between two evaluations, and the
+    reported error is the saved network's, evaluated at the stop (not the step-0 error)."""
+    cfg = tiny_cfg(optim={"iters": 1_000_000, "max_seconds": 0.5}, laplacian={"compile": "off"}, log_every=10**6)
+    problem = benchmark("poisson_two_body", 3).pinn_problem()
+    res = sciml.fit(PINN, cfg, problem, out=tmp_path, threads=1)
+    assert res.status == Status.BUDGET and res.step > 1
+    hist = res.payload.history
+    assert [h[0] for h in hist] == [1, res.step]
+    assert res.metrics["rel_l2"] == hist[-1][1] == pytest.approx(res.payload.trainer.evaluate()[0], rel=1e-12)
+    assert hist[-1][1] < hist[0][1]  # trained: not the first step's error
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == res.step - 1 and last["rel_l2"] == pytest.approx(hist[-1][1])

@@ -96,6 +96,9 @@ class OptimConfig:
     decay_steps: int = param(1000, ge=1)
     warmup: int = param(0, ge=0, doc="linear warm-up steps from lr / warmup to lr (0: none)")
     lr_min: float = param(0.0, ge=0, doc="the floor of the schedule (absolute; at most lr)")
+    schedule_budget: bool = param(True, doc="with a wall-clock budget (max_seconds / --max-seconds), the decay "
+                                            "follows the larger of the step and the time fraction, so it reaches "
+                                            "lr_min when the budget ends if that comes before iters")
     lbfgs_iters: int = param(0, ge=0, doc="L-BFGS polishing iterations after Adam")
     lbfgs_lr: float = param(1.0, gt=0)
     lbfgs_points: int = param(0, ge=0, doc="interior points of the L-BFGS finish when resampling: one batch drawn "

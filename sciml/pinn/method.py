@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from sciml.autodiff import AbstractLaplacian
 from sciml.io.data import DataError
-from sciml.run import (CheckpointError, ConfigError, MethodBase, RunDir, config_to_dict, load_config,
+from sciml.run import (CheckpointError, ConfigError, MethodBase, RunDir, Status, config_to_dict, load_config,
                        replace_config)
 from sciml.run.distributed import DistContext
 
@@ -258,6 +258,17 @@ class PINNMethodBase(MethodBase[Any]):
 
     def finish(self, run: RunDir | None, result) -> Any:
         tr = self._final_trainer()
+        if (result.status is Status.BUDGET and tr.test is not None
+                and (not tr.history or tr.history[-1][0] != result.step)):
+            # the budget stopped it between two evaluations: the saved network is the one to judge
+            rel, sq = tr.evaluate()
+            tr.history.append((result.step, rel, sq))
+            if tr.objective.family:
+                tr.member_history.append((result.step, list(tr._last_members)))
+            result.metrics.update(rel_l2=rel, rel_l2_sq=sq)
+            if run is not None:
+                run.log_metrics(result.step - 1, rel_l2=rel, rel_l2_sq=sq, seconds=result.seconds)
+                run.flush_metrics()
         if tr.history:  # a run stopped between two evaluations reports the last one
             result.metrics.setdefault("rel_l2", tr.history[-1][1])
             result.metrics.setdefault("rel_l2_sq", tr.history[-1][2])

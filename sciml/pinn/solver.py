@@ -530,18 +530,21 @@ def compile_pays(step_seconds: float, steps_left: int, seconds_left: float | Non
     return gain * run > compile_seconds
 
 
-def lr_factor(o: OptimConfig) -> Callable[[int], float]:
+def lr_factor(o: OptimConfig, time_fraction: Callable[[], float] | None = None) -> Callable[[int], float]:
     r"""The learning-rate multiplier of Adam step ``i`` (``optim.schedule``), for ``LambdaLR``.
 
-    With :math:`w` warm-up steps, :math:`k = i - w`, :math:`n = \text{iters} - w` and the floor
-    :math:`\rho = \text{lr\_min}/\text{lr}`:
+    With :math:`w` warm-up steps, :math:`k = i - w`, :math:`n = \text{iters} - w`, the floor
+    :math:`\rho = \text{lr\_min}/\text{lr}` and the progress :math:`p = \max(k, \tau n)/n`, where
+    :math:`\tau` is ``time_fraction()`` (the share of the wall-clock budget used so far; 0 without one):
 
     .. math::
         \lambda(i) = \frac{i + 1}{w} \ (i < w), \qquad
-        \lambda = \rho + (1 - \rho)\,\tfrac12\bigl(1 + \cos(\pi \min(k/n, 1))\bigr) \ \text{(cosine)}, \qquad
-        \lambda = \max(r^{k/s}, \rho) \ \text{(exponential, rate } r \text{ per } s \text{ steps)}.
+        \lambda = \rho + (1 - \rho)\,\tfrac12\bigl(1 + \cos(\pi \min(p, 1))\bigr) \ \text{(cosine)}, \qquad
+        \lambda = \max(r^{p n/s}, \rho) \ \text{(exponential, rate } r \text{ per } s \text{ steps)}.
 
-    After the warm-up :math:`\lambda` never increases (no spike when the warm-up ends: it reaches 1 there).
+    After the warm-up :math:`\lambda` never increases (no spike when the warm-up ends: it reaches 1 there;
+    :math:`\tau` only grows). With a budget the decay ends when the budget does if that comes first: a
+    cosine cut off by the clock half-way would stop at half the peak rate, far from its floor.
     """
     if o.lr_min > o.lr:
         raise ConfigError("optim.lr_min", f"the floor {o.lr_min:g} is above optim.lr = {o.lr:g}; set lr_min <= lr")
@@ -550,7 +553,9 @@ def lr_factor(o: OptimConfig) -> Callable[[int], float]:
     def factor(i: int) -> float:
         if i < w:
             return (i + 1) / w
-        k = i - w
+        k = i - w  # decay steps taken, or the steps the budget's used share stands for if that is more
+        if time_fraction is not None:
+            k = max(k, time_fraction() * n)
         if o.schedule == "cosine":
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(k / n, 1.0)))
         return max(o.decay_rate ** (k / o.decay_steps), floor)
@@ -625,8 +630,10 @@ class Trainer:
         self.method = laplacian_for(self.module, lap, problem.d, cfg.laplacian.probes)
         self.t_shift = time_shift(problem)
         self.weights = (cfg.loss.w_residual, cfg.loss.w_boundary, cfg.loss.w_initial)
-        self._make_optimisers()
         self.train_seconds = 0.0
+        self.wall_seconds = 0.0  # from this session's first step to the last one's end, plus resumed sessions'
+        self._last_end: float | None = None
+        self._make_optimisers()
         self._step = 0  # the step being taken (loss() may be called before the first)
         self._ab = None
         self._flat = self.objective.flat_loss(self.module, self.method, self.par.build, weights=self.weights,
@@ -659,7 +666,7 @@ class Trainer:
             self.opts.append(torch.optim.Adam(rest, lr=o.lr))
         if s:
             self.opts.append(self.s_optimizer(s) if self.s_optimizer is not None else torch.optim.SGD(s, lr=1e-2))
-        decay = lr_factor(o)
+        decay = lr_factor(o, self._budget_fraction if o.schedule_budget else None)
         self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
         self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
                                         history_size=50, line_search_fn="strong_wolfe")
@@ -699,6 +706,16 @@ class Trainer:
             out = self._loss_fn(theta, *args)
         return out[0], dict(zip(PARTS, out[1:]))
 
+    def _budget(self) -> float | None:
+        """The wall-clock budget the run has (``--max-seconds`` / ``fit``'s, else ``optim.max_seconds``)."""
+        return self.budget_seconds if self.budget_seconds is not None else self.cfg.optim.max_seconds
+
+    def _budget_fraction(self) -> float:
+        """The share of the budget used by the steps so far, the time between them included (evaluations,
+        checkpoints), resumed sessions too: the clock of :func:`~sciml.run.loop.train_loop`'s budget."""
+        budget = self._budget()
+        return 0.0 if budget is None else self.wall_seconds / budget
+
     def _decide_compile(self, i: int, dt: float) -> None:
         """``laplacian.compile = "auto"``: after :data:`AUTO_PROBE_STEPS` eager steps, compile if
         :func:`compile_pays` for the rest of the run (the ranks' mean step time, so all ranks agree)."""
@@ -706,8 +723,8 @@ class Trainer:
         if len(self._probe) < AUTO_PROBE_STEPS:
             return
         step_s = self.dist.all_reduce_mean({"s": min(self._probe)})["s"]  # the first step carries warm-up costs
-        budget = self.budget_seconds if self.budget_seconds is not None else self.cfg.optim.max_seconds
-        left = None if budget is None else max(budget - self.train_seconds, 0.0)
+        budget = self._budget()
+        left = None if budget is None else max(budget - self.wall_seconds, 0.0)
         compiled_steps = self.n_steps - self.cfg.optim.gn_iters - i - 1  # the Levenberg-Marquardt steps are eager
         self.use_compile = compile_pays(step_s, compiled_steps, left)
         self._probe = None
@@ -827,11 +844,15 @@ class Trainer:
         """Optimiser step ``i``; the metrics: the loss (per member) and its parts, and every
         ``log_every`` steps the test errors."""
         t0 = self.clock()
+        if self._last_end is not None:  # evaluations and checkpoints since the last step use the budget too
+            self.wall_seconds += t0 - self._last_end
         self._step = i
         loss, parts = self._optimiser_step()
         self.par.project()
-        dt = self.clock() - t0
+        self._last_end = self.clock()
+        dt = self._last_end - t0
         self.train_seconds += dt
+        self.wall_seconds += dt
         if self._probe is not None and i < self.cfg.optim.iters:  # Adam steps only: the rest run eager
             self._decide_compile(i, dt)
         k = self.objective.k
@@ -855,7 +876,7 @@ class Trainer:
                 "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
                 "lm": self.lm.state() if self.lm is not None else None,
                 "history": list(self.history), "member_history": list(self.member_history),
-                "train_seconds": self.train_seconds,
+                "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
                 "points": self.global_points if self.cfg.sampling.resample else None}
 
     def load(self, st: Mapping[str, Any]) -> None:
@@ -875,6 +896,8 @@ class Trainer:
         self.history = list(st["history"])
         self.member_history = list(st.get("member_history", []))
         self.train_seconds = float(st["train_seconds"])
+        self.wall_seconds = float(st.get("wall_seconds", st["train_seconds"]))
+        self._last_end = None  # the gap between sessions is not the run's time
         if st.get("points") is not None:
             self.global_points = st["points"].to(self.device)
             self.points = shard_points(self.global_points, self.dist)
