@@ -67,8 +67,9 @@ def test_energy_in_span_against_exact_spans():
 def test_yukawa_energy_found_with_the_hamiltonian_start_and_missed_without():
     """Planar Yukawa motion (48 trajectories x 200 snapshots): L is an exact quadratic from the library; the
     energy |p|^2/2 - exp(-r/2)/r is in no library, and every random or library start settles on an
-    approximate integral far above its floor (measured 351x). The Hamiltonian start wins the warm-up and
-    the count is 2, spanning H and L; with it off (hamiltonian_steps = 0) the count is 1."""
+    approximate integral above the count's factor of its floor (measured 351x on a 2-core Xeon, 12x on a
+    2-core EPYC: the float paths differ). The Hamiltonian start wins the warm-up and the count is 2,
+    spanning H and L; with it off (hamiltonian_steps = 0) the count is 1."""
     s = get_system("yukawa")
     tr = simulate(s, 48, 200, 0.1, generator=torch.Generator().manual_seed(0))
     X = tr.X
@@ -81,7 +82,7 @@ def test_yukawa_energy_found_with_the_hamiltonian_start_and_missed_without():
     assert rep.spans() and round(rep.rank_joint) == 2
     off = sciml.fit(Deflation, DiscoveryConfig(max_laws=2, steps=1500, hamiltonian_steps=0), tr).payload
     assert off.n_conserved == 1
-    assert off.fits[1].stats["median"] / off.fits[1].stats["floor_loss"] > 10 * 10 ** 0.75
+    assert off.fits[1].stats["median"] / off.fits[1].stats["floor_loss"] > 10 ** 0.75  # refused by the floor rule
 
 
 def test_no_hamiltonian_start_without_a_canonical_layout():

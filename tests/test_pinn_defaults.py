@@ -118,6 +118,10 @@ def test_resample_is_the_default_and_reproduction_configs_keep_fixed_points():
     assert load_config({}, PINNConfig).sampling.resample is True
     for name in ("allen_cahn_pretrain", "allen_cahn_transfer", "linear_parabolic"):
         assert load_config(ROOT / "configs" / "pinn" / f"{name}.toml", TransferRunConfig).sampling.resample is False
+    for name in ("allen_cahn_10d", "allen_cahn_100d"):  # the accuracy-first configs: fresh points, exact data,
+        c = load_config(ROOT / "configs" / "pinn" / f"{name}.toml", PINNConfig)  # a budget the schedule follows
+        assert c.sampling.resample and c.loss.hard == "initial_boundary" and c.optim.max_seconds == 600
+        assert c.optim.schedule == "cosine" and c.optim.schedule_budget and c.laplacian.method == "forward"
     tr = trainer(cfg_of(optim={"iters": 3}))
     first = tr.points.x_in.clone()
     tr.step(0)

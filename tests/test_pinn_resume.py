@@ -21,7 +21,7 @@ TINY = {"problem": {"family": "allen_cahn", "value": 1.0, "d": 3}, "model": {"wi
                      "resample": False},
         "optim": {"iters": 20, "lr": 5e-3, "decay_rate": 0.5, "decay_steps": 7}, "log_every": 3,
         "checkpoint_every": 5}
-IGNORED = {"train_seconds", "elapsed", "time"}  # wall-clock timers, not trained state
+IGNORED = {"train_seconds", "wall_seconds", "elapsed", "time"}  # wall-clock timers, not trained state
 
 
 def cfg_of(**over):
