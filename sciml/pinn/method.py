@@ -261,13 +261,10 @@ class PINNMethodBase(MethodBase[Any]):
         if (result.status is Status.BUDGET and tr.test is not None
                 and (not tr.history or tr.history[-1][0] != result.step)):
             # the budget stopped it between two evaluations: the saved network is the one to judge
-            rel, sq = tr.evaluate()
-            tr.history.append((result.step, rel, sq))
-            if tr.objective.family:
-                tr.member_history.append((result.step, list(tr._last_members)))
-            result.metrics.update(rel_l2=rel, rel_l2_sq=sq)
+            errors = tr.record_evaluation(result.step)
+            result.metrics.update(errors)
             if run is not None:
-                run.log_metrics(result.step - 1, rel_l2=rel, rel_l2_sq=sq, seconds=result.seconds)
+                run.log_metrics(result.step - 1, **errors, seconds=result.seconds)
                 run.flush_metrics()
         if tr.history:  # a run stopped between two evaluations reports the last one
             result.metrics.setdefault("rel_l2", tr.history[-1][1])

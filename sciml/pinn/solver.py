@@ -712,9 +712,13 @@ class Trainer:
 
     def _budget_fraction(self) -> float:
         """The share of the budget used by the steps so far, the time between them included (evaluations,
-        checkpoints), resumed sessions too: the clock of :func:`~sciml.run.loop.train_loop`'s budget."""
+        checkpoints), resumed sessions too: the clock of :func:`~sciml.run.loop.train_loop`'s budget. In a
+        data-parallel run the ranks' clocks differ; the largest is taken so that all ranks agree."""
         budget = self._budget()
-        return 0.0 if budget is None else self.wall_seconds / budget
+        if budget is None:
+            return 0.0
+        # every rank must set the same lr: the latest clock of all ranks (a no-op in one process)
+        return self.dist.all_reduce({"w": self.wall_seconds}, op="max")["w"] / budget
 
     def _decide_compile(self, i: int, dt: float) -> None:
         """``laplacian.compile = "auto"``: after :data:`AUTO_PROBE_STEPS` eager steps, compile if
@@ -860,12 +864,18 @@ class Trainer:
         out = {"loss": float(loss.detach()) / k, **{f"loss_{n}": float(v.detach()) for n, v in parts.items()}}
         out = self.dist.all_reduce_mean(out)  # the global means (equal shards), the same on every rank
         if self.test is not None and (i % self.cfg.log_every == 0 or i == self.n_steps - 1):
-            rel, sq = self.evaluate()
-            out.update(rel_l2=rel, rel_l2_sq=sq)
-            self.history.append((i + 1, rel, sq))
-            if self.objective.family:
-                self.member_history.append((i + 1, list(self._last_members)))
-                out["rel_l2_max"] = max(self._last_members)
+            out.update(self.record_evaluation(i + 1))
+        return out
+
+    def record_evaluation(self, steps_done: int) -> dict[str, float]:
+        """Evaluate on the test set, append the errors to ``history`` (and ``member_history``) at
+        ``steps_done``, and return them as metrics (``rel_l2``, ``rel_l2_sq``, ``rel_l2_max`` for a family)."""
+        rel, sq = self.evaluate()
+        out = {"rel_l2": rel, "rel_l2_sq": sq}
+        self.history.append((steps_done, rel, sq))
+        if self.objective.family:
+            self.member_history.append((steps_done, list(self._last_members)))
+            out["rel_l2_max"] = max(self._last_members)
         return out
 
     def state(self) -> dict[str, Any]:
