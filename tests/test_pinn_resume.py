@@ -158,3 +158,11 @@ def test_five_line_usage(tmp_path):
     from sciml.pinn import relative_l2
 
     assert math.isclose(relative_l2(payload.predict(t, x), problem.exact(t, x))[0], value, rel_tol=1e-5)
+
+
+def test_pinn_with_spring_resumes_bit_identically(tmp_path):
+    # natural-gradient steps with momentum: the last direction and the fresh points must be restored
+    cfg = cfg_of(optim={"optimizer": "spring", "ng_lr": 0.05}, sampling={"resample": True})
+    a, _ = kill_and_resume(PINN, cfg, allen_cahn(1.0, 3), tmp_path)
+    st = a.payload.trainer.state()["spring"]
+    assert st["steps"] == 20 and st["phi"].abs().max() > 0

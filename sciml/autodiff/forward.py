@@ -248,8 +248,12 @@ def _jacobian_trace(Ws: list[Tensor], s1s: list[Tensor], weights: list[Tensor], 
     n, n_cols, n_hidden, m = s1s[0].shape[0], tangents.shape[-1], len(s1s), weights[0].shape[1]
     j = tangents.transpose(-1, -2) @ Ws[0].transpose(0, 1)  # (C, H1) shared, or (N, C, H1)
     u = None
+    # the GEMM trick below pays for a batch; for one point (a per-point function under vmap, e.g. the
+    # per-point parameter Jacobian of sciml.pinn.natural_gradient) it would make that Jacobian carry a
+    # (C, H2, H1) tensor per point: there the tangents are scaled like any other layer's
+    fold = shared and n > 1
     for l in range(n_hidden):
-        if l == 1 and shared:
+        if l == 1 and fold:
             # J_2[n] = W_2 diag(s_1[n]) J_1^T with J_1 constant: with B_c = W_2 diag(J_1[c]) this is
             # s_1 @ B^T, one GEMM and no (N, C, H) elementwise scaling pass
             b = (Ws[1].unsqueeze(0) * j.unsqueeze(1)).reshape(-1, Ws[1].shape[1])  # (C*H2, H1)
@@ -260,6 +264,8 @@ def _jacobian_trace(Ws: list[Tensor], s1s: list[Tensor], weights: list[Tensor], 
         if l == 0 and shared:
             q = (j * j).sum(-2)  # constant (H_1,): no per-point cost
             trace = trace + (w_l * q).sum(-1)
+            if not fold and n_hidden > 1:
+                u = j * s1s[0].unsqueeze(-2)  # (N, C, H1)
             continue
         nxt = s1s[l] if (l + 1 < n_hidden and not (l == 0 and shared)) else None
         if m == 1:

@@ -87,7 +87,10 @@ class LaplacianConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    iters: int = param(20000, ge=0, doc="Adam iterations")
+    iters: int = param(20000, ge=0, doc="steps of the main optimiser (optim.optimizer)")
+    optimizer: str = param("adam", choices=("adam", "spring"),
+                           doc="adam: Adam at optim.lr; spring: natural-gradient steps with momentum in the dual "
+                               "form (sciml.pinn.natural_gradient), step ng_lr, exact derivatives, one member")
     lr: float = param(1e-3, gt=0, doc="Adam learning rate")
     schedule: str = param("exponential", choices=("exponential", "cosine"),
                           doc="exponential: lr decay_rate^(i / decay_steps); cosine: from lr down to lr_min over the "
@@ -109,6 +112,11 @@ class OptimConfig:
                                            "resampling (fixed runs use their own points)")
     gn_damping: float = param(1e-3, gt=0, doc="the first damping lambda, relative to the mean diagonal of J^T J "
                                               "(adapted every step by the gain ratio)")
+    ng_lr: float = param(0.05, gt=0, doc="the step eta of optimizer = spring; the schedule (warm-up, decay, "
+                                         "floor lr_min / lr) scales it as it scales lr")
+    ng_damping: float = param(1e-3, gt=0, doc="spring: lambda relative to the mean diagonal of J J^T")
+    ng_momentum: float = param(0.99, ge=0, lt=1, doc="spring: mu, the weight of the last direction as the prior of "
+                                                     "the next (0: each batch's own natural gradient)")
     max_seconds: float | None = param(None, gt=0, doc="wall-clock budget of the training, resumed sessions "
                                                       "included (the command line's --max-seconds wins)")
 

@@ -131,6 +131,9 @@ def memory_estimate(cfg: PINNConfig, d: int, *, k: int = 1) -> dict[str, int]:
     if cfg.optim.gn_iters:  # the Levenberg-Marquardt Jacobian (every network parameter: an upper bound of P)
         m = cfg.optim.gn_points + s.n_boundary + s.n_initial
         out["gauss_newton"] = m * n_par * item + min(m, n_par) ** 2 * 8
+    if cfg.optim.optimizer == "spring":  # the step's Jacobian, its Gram matrix and the last direction
+        m = s.n_interior + s.n_boundary + s.n_initial
+        out["natural_gradient"] = (m + 1) * n_par * item + m * m * 8
     return out
 
 

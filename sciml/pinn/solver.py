@@ -47,6 +47,7 @@ from sciml.run.distributed import DistContext
 
 from .config import OptimConfig, PINNConfig
 from . import gauss_newton
+from .natural_gradient import Spring
 from .network import laplacian_for
 from .problem import (Ball, BallTimeFactor, DistanceAnsatz, HardDirichlet, InitialLift, PDEProblem, StationaryProblem,
                       ball_distance, box_distance, is_stationary)
@@ -56,7 +57,7 @@ log = logging.getLogger("sciml.pinn")
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
-           "collocation", "shard_points", "flat_pinn_loss", "PARTS", "Objective", "MemberObjective", "dtype_of",
+           "collocation", "shard_points", "flat_pinn_loss", "interior_residual", "stationary_residual", "PARTS", "Objective", "MemberObjective", "dtype_of",
            "StationaryDerivatives", "stationary_terms", "distance_terms", "stationary_loss", "flat_stationary_loss",
            "predict_stationary", "default_distance", "lr_factor",
            "compile_pays"]
@@ -171,6 +172,18 @@ def predict(module: nn.Module, params: Mapping[str, Tensor], t: Tensor, x: Tenso
     return u
 
 
+def interior_residual(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProblem, t: Tensor, x: Tensor,
+                      f: Tensor, method: AbstractLaplacian, *, noise: Tensor | None = None, t_shift: float = 0.0,
+                      chunk_size: int | None = None,
+                      ansatz: tuple[EvolutionDerivatives, EvolutionDerivatives] | None = None) -> Tensor:
+    r"""The PDE residual :math:`\mathcal{N}[u](t, x) - f` at the points ``(t (N,), x (N, d))``, shape ``(N,)``,
+    ``u`` including the problem's hard-constraint ansatz (``ansatz``: its precomputed terms at the points)."""
+    terms = evolution_terms(module, params, t - t_shift, x, method=method, noise=noise, chunk_size=chunk_size)
+    if problem.hard is not None:
+        terms = _ansatz_terms(problem.hard, terms, t, x, ansatz)
+    return problem.operator(terms, t, x) - f
+
+
 def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProblem, pts: Points, tg: Targets,
               method: AbstractLaplacian, *, weights: tuple[float, float, float] = (1.0, 100.0, 100.0),
               noise: Tensor | None = None, t_shift: float = 0.0, chunk_size: int | None = None,
@@ -180,12 +193,9 @@ def pinn_loss(module: nn.Module, params: Mapping[str, Tensor], problem: PDEProbl
 
     ``ansatz``: precomputed :func:`ansatz_terms` at the interior points (hard constraints, fixed points).
     """
-    terms = evolution_terms(module, params, pts.t_in - t_shift, pts.x_in, method=method, noise=noise,
-                            chunk_size=chunk_size)
+    res = interior_residual(module, params, problem, pts.t_in, pts.x_in, tg.f, method, noise=noise, t_shift=t_shift,
+                            chunk_size=chunk_size, ansatz=ansatz)
     hard = problem.hard
-    if hard is not None:
-        terms = _ansatz_terms(hard, terms, pts.t_in, pts.x_in, ansatz)
-    res = problem.operator(terms, pts.t_in, pts.x_in) - tg.f
     parts = {"res": (res**2).mean()}
     zero = res.new_zeros(())
     t0 = problem.t_range[0]
@@ -290,6 +300,18 @@ def predict_stationary(module: nn.Module, params: Mapping[str, Tensor], x: Tenso
     return u
 
 
+def stationary_residual(module: nn.Module, params: Mapping[str, Tensor], problem: StationaryProblem, x: Tensor,
+                        f: Tensor, method: AbstractLaplacian, *, noise: Tensor | None = None,
+                        chunk_size: int | None = None,
+                        ansatz: tuple[StationaryDerivatives, StationaryDerivatives] | None = None) -> Tensor:
+    r"""The residual :math:`\mathcal{N}[u](x) - f` of a stationary problem at ``x (N, d)``, shape ``(N,)``, ``u``
+    including the distance ansatz (``ansatz``: its precomputed terms at the points)."""
+    terms = stationary_terms(module, params, x, method=method, noise=noise, chunk_size=chunk_size)
+    if problem.hard is not None:
+        terms = _distance_product(terms, distance_terms(problem.hard, x) if ansatz is None else ansatz)
+    return problem.operator(terms.u, terms.grad, terms.lap, x) - f
+
+
 def stationary_loss(module: nn.Module, params: Mapping[str, Tensor], problem: StationaryProblem, pts: Points,
                     tg: Targets, method: AbstractLaplacian, *, weights: tuple[float, float, float] = (1.0, 100.0, 100.0),
                     noise: Tensor | None = None, chunk_size: int | None = None,
@@ -298,11 +320,9 @@ def stationary_loss(module: nn.Module, params: Mapping[str, Tensor], problem: St
     r"""The loss of a stationary problem, :math:`w_r \overline{|\mathcal{N}[u] - f|^2} + w_b \overline{|u - g|^2}`,
     and its parts (``ic`` is zero). With a :class:`DistanceAnsatz` the boundary term is dropped: the data
     hold exactly. ``ansatz``: precomputed :func:`distance_terms` at the interior points."""
-    terms = stationary_terms(module, params, pts.x_in, method=method, noise=noise, chunk_size=chunk_size)
     hard = problem.hard
-    if hard is not None:
-        terms = _distance_product(terms, distance_terms(hard, pts.x_in) if ansatz is None else ansatz)
-    res = problem.operator(terms.u, terms.grad, terms.lap, pts.x_in) - tg.f
+    res = stationary_residual(module, params, problem, pts.x_in, tg.f, method, noise=noise, chunk_size=chunk_size,
+                              ansatz=ansatz)
     zero = res.new_zeros(())
     parts = {"res": (res**2).mean(), "bc": zero, "ic": zero}
     if tg.g.numel() > 0 and hard is None:
@@ -643,17 +663,26 @@ class Trainer:
         # auto: only the exact forward Laplacian gains (1.15-1.3x, the fused tangent updates; SDGD/Hutchinson
         # batches are small and gain nothing, experiments/bench_pinn_compile.py); whether the gain repays the
         # compile is decided from the first eager steps' times and the run's length (compile_pays)
-        self._probe: list[float] | None = [] if c == "auto" and isinstance(self.method, ForwardLaplacian) else None
+        o = cfg.optim
+        spring = o.optimizer == "spring"
+        self._probe: list[float] | None = ([] if c == "auto" and isinstance(self.method, ForwardLaplacian)
+                                           and not spring else None)  # (spring steps run eager)
         self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
-        self.lm = None
-        if cfg.optim.gn_iters:
+        self.lm = self.spring = self._fns = None
+        if o.gn_iters or spring:
             if self.objective.family:
-                raise ConfigError("optim.gn_iters", "the Levenberg-Marquardt finish trains one member: set it to 0 "
-                                                    "for a family run, or transfer to each member on its own")
-            fns = gauss_newton.residual_functions(self.module, problem, self.par.build, self.par.const,
-                                                  self.t_shift)
-            self.lm = gauss_newton.LevenbergMarquardt(fns, damping=cfg.optim.gn_damping,
+                key, what = (("optim.optimizer", "spring steps train") if spring
+                             else ("optim.gn_iters", "the Levenberg-Marquardt finish trains"))
+                raise ConfigError(key, f"{what} one member: {'use adam' if spring else 'set it to 0'} for a family "
+                                       "run, or transfer to each member on its own")
+            # per-point residuals with exact derivatives (the forward Laplacian on one point for an MLP)
+            self._fns = gauss_newton.residual_functions(self.module, problem, self.par.build, self.par.const,
+                                                        self.t_shift)
+        if o.gn_iters:
+            self.lm = gauss_newton.LevenbergMarquardt(self._fns, damping=o.gn_damping,
                                                       chunk=cfg.laplacian.chunk_size or 256)
+        if spring:
+            self.spring = Spring(damping=o.ng_damping, momentum=o.ng_momentum)
 
     def _make_optimisers(self) -> None:
         """Adam for every trainable tensor but the singular values, ``s_optimizer`` for those, one lr
@@ -662,12 +691,14 @@ class Trainer:
         rest = [v for k, v in self.par.theta.items() if k not in self.par.s_keys]
         s = [v for k, v in self.par.theta.items() if k in self.par.s_keys]
         self.opts: list[torch.optim.Optimizer] = []
+        self._decay = lr_factor(o, self._budget_fraction if o.schedule_budget else None)
+        if o.optimizer == "spring":  # every trainable tensor takes the natural-gradient step (_spring_step)
+            rest = s = []
         if rest:
             self.opts.append(torch.optim.Adam(rest, lr=o.lr))
         if s:
             self.opts.append(self.s_optimizer(s) if self.s_optimizer is not None else torch.optim.SGD(s, lr=1e-2))
-        decay = lr_factor(o, self._budget_fraction if o.schedule_budget else None)
-        self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in self.opts]
+        self.scheds = [torch.optim.lr_scheduler.LambdaLR(opt, self._decay) for opt in self.opts]
         self.lbfgs = (torch.optim.LBFGS(list(self.par.theta.values()), lr=o.lbfgs_lr, max_iter=1,
                                         history_size=50, line_search_fn="strong_wolfe")
                       if o.lbfgs_iters else None)
@@ -773,6 +804,8 @@ class Trainer:
         return sum(rel) / len(rel), sum(sq) / len(sq)
 
     def _optimiser_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        if self._step < self.cfg.optim.iters and self.spring is not None:
+            return self._spring_step()
         if self._step < self.cfg.optim.iters:
             for opt in self.opts:
                 opt.zero_grad(set_to_none=True)
@@ -816,12 +849,35 @@ class Trainer:
             self._draw_points(self.cfg.optim.gn_points)
         blocks = self._lm_blocks(self.global_points)
         before, _, shares = self.lm.step(self.par.theta, blocks, check, project=self.par.project)
+        return self._block_parts(before, shares, blocks)
+
+    def _block_parts(self, before: float, shares: list[float], blocks: list[tuple]
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The batch loss and its unweighted parts (as :func:`pinn_loss`'s) from each non-empty block's share."""
         shares = iter(shares)  # one per non-empty block
         parts, zeros = {}, self.global_points.x_in.new_zeros
-        for name, (_, _, _, x, _), wk in zip(PARTS, blocks, self.weights):  # unweighted, as pinn_loss's parts
+        for name, (_, _, _, x, _), wk in zip(PARTS, blocks, self.weights):
             share = next(shares) if x.shape[0] else 0.0
             parts[name] = zeros(()) + (share / wk if wk > 0 else 0.0)
         return zeros(()) + before, parts
+
+    def _spring_step(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """One natural-gradient step with momentum (:mod:`sciml.pinn.natural_gradient`) on all the global points
+        (every rank takes the same step), fresh ones when resampling; the step is ``ng_lr`` times the
+        schedule's factor. Reports the batch's loss before the step."""
+        if self.cfg.sampling.resample:
+            self._draw_points()
+        blocks = self._lm_blocks(self.global_points)
+        r, J = gauss_newton.residual_jacobian(self._fns, self.par.theta, blocks,
+                                              chunk=self.cfg.laplacian.chunk_size)
+        sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
+        shares = [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
+        phi = self.spring.direction(r, J)
+        eta = self.cfg.optim.ng_lr * self._decay(self._step)
+        with torch.no_grad():
+            for v, dv in zip(self.par.theta.values(), gauss_newton.unflatten(phi, self.par.theta).values()):
+                v.sub_(eta * dv)
+        return self._block_parts(sum(shares), shares, blocks)
 
     def _lm_blocks(self, pts: Points) -> list[tuple]:
         """The residual blocks of :mod:`~sciml.pinn.gauss_newton` at ``pts``: interior, boundary, initial
@@ -885,6 +941,7 @@ class Trainer:
                 "opts": [o.state_dict() for o in self.opts], "scheds": [s.state_dict() for s in self.scheds],
                 "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None, "rng": rng_state(self.gen),
                 "lm": self.lm.state() if self.lm is not None else None,
+                "spring": self.spring.state() if self.spring is not None else None,
                 "history": list(self.history), "member_history": list(self.member_history),
                 "train_seconds": self.train_seconds, "wall_seconds": self.wall_seconds,
                 "points": self.global_points if self.cfg.sampling.resample else None}
@@ -902,6 +959,8 @@ class Trainer:
             self.lbfgs.load_state_dict(st["lbfgs"])
         if self.lm is not None and st.get("lm"):
             self.lm.load(st["lm"])
+        if self.spring is not None and st.get("spring"):
+            self.spring.load(st["spring"])
         set_rng_state(st["rng"], self.gen)
         self.history = list(st["history"])
         self.member_history = list(st.get("member_history", []))
