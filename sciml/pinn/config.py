@@ -112,7 +112,7 @@ class OptimConfig:
                                            "resampling (fixed runs use their own points)")
     gn_damping: float = param(1e-3, gt=0, doc="the first damping lambda, relative to the mean diagonal of J^T J "
                                               "(adapted every step by the gain ratio)")
-    ng_lr: float = param(0.05, gt=0, doc="the step eta of optimizer = spring; the schedule (warm-up, decay, "
+    ng_lr: float = param(0.03, gt=0, doc="the step eta of optimizer = spring; the schedule (warm-up, decay, "
                                          "floor lr_min / lr) scales it as it scales lr")
     ng_damping: float = param(1e-3, gt=0, doc="spring: lambda relative to the mean diagonal of J J^T")
     ng_momentum: float = param(0.99, ge=0, lt=1, doc="spring: mu, the weight of the last direction as the prior of "
