@@ -25,7 +25,7 @@ batch vetoes a step that lowers only its own batch's loss. A parametrisation's p
 
 :math:`J` is built per point with ``torch.func`` (``vmap`` over points of ``jacrev`` over the trainable tensors
 of the residual at one point), the residual's derivatives by the exact forward Laplacian on a batch of one
-point when the network is an MLP (:class:`~sciml.autodiff.ForwardLaplacian`; at d = 100 about 5x a batch
+point when the network is an MLP (:class:`~sciml.autodiff.ForwardLaplacian`; at d = 100 about 1.6x a batch
 gradient's cost), else by an exact ``hessian`` of the per-point network. Its memory is :math:`m \cdot P`
 floats (built ``chunk`` points at a time: ``laplacian.chunk_size``, else 256).
 """

@@ -23,7 +23,7 @@ next one:
 so what earlier batches taught survives in the directions the current batch does not see (a Kaczmarz
 projection with momentum). :math:`\lambda` is relative to the mean diagonal of :math:`J J^\top`, the
 :math:`m \times m` system is factored in float64, and :math:`\eta_k` follows the run's learning-rate schedule
-(:func:`sciml.pinn.solver.lr_factor`). One step costs the per-point Jacobian (about 5x a batch gradient with
+(:func:`sciml.pinn.solver.lr_factor`). One step costs the per-point Jacobian (1.6-2x a batch gradient with
 the forward Laplacian, :func:`~sciml.pinn.gauss_newton.residual_jacobian`) and :math:`m^2 P` for
 :math:`J J^\top`; its memory is :math:`m P` floats.
 """
