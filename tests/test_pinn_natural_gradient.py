@@ -14,17 +14,9 @@ from sciml.pinn.natural_gradient import Spring
 from sciml.run import ConfigError, load_config
 from sciml.transfer import Family, TransferRunConfig
 
-from test_pinn_gauss_newton import poisson, tiny_cfg
+from test_pinn_gauss_newton import one_thread, poisson, tiny_cfg  # noqa: F401  (one_thread: an autouse fixture)
 
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_direction_solves_the_regularised_least_squares_problem():
