@@ -45,7 +45,8 @@ from sciml.autodiff.forward import UnsupportedModelError, mlp_structure
 
 from .problem import PDEProblem, StationaryProblem, is_stationary
 
-__all__ = ["LevenbergMarquardt", "residual_functions", "residual_jacobian", "residuals", "lm_step", "unflatten"]
+__all__ = ["LevenbergMarquardt", "residual_functions", "residual_jacobian", "residuals", "lm_step", "unflatten",
+           "dual_cholesky", "block_shares"]
 
 
 def unflatten(vec: Tensor, like: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -154,6 +155,24 @@ def residuals(fns: tuple[Callable, Callable], theta: Mapping[str, Tensor], block
     return torch.cat(out)
 
 
+def dual_cholesky(J: Tensor, lam: float, gram: Tensor | None = None) -> Tensor | None:
+    r"""The float64 Cholesky factor of :math:`J J^\top + \lambda I` (``gram``: :math:`J J^\top` if already
+    formed), or ``None`` when it is not positive definite. :math:`J J^\top` is formed in ``J``'s dtype (a float64
+    copy of ``J`` would cost 2-4x), again in float64 only when rounding made the float32 one indefinite."""
+    eye = lam * torch.eye(J.shape[0], dtype=torch.float64, device=J.device)
+    L, info = torch.linalg.cholesky_ex((J @ J.T if gram is None else gram).double() + eye)
+    if info and J.dtype != torch.float64:
+        J64 = J.double()
+        L, info = torch.linalg.cholesky_ex(J64 @ J64.T + eye)
+    return None if info else L
+
+
+def block_shares(r: Tensor, blocks: list[tuple]) -> list[float]:
+    """Each non-empty block's share of :math:`\|r\|^2` (the sum of its squared scaled residuals), in order."""
+    sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
+    return [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
+
+
 def lm_step(r: Tensor, J: Tensor, damping: float) -> tuple[Tensor, float] | None:
     r"""The Levenberg-Marquardt step :math:`\delta` for ``damping`` :math:`\lambda` (relative to the mean
     diagonal of :math:`J^\top J`) and its predicted loss decrease :math:`\|r\|^2 - \|r + J\delta\|^2`;
@@ -175,12 +194,8 @@ def lm_step(r: Tensor, J: Tensor, damping: float) -> tuple[Tensor, float] | None
         delta = -torch.cholesky_solve((J64.T @ r64)[:, None], L)[:, 0]
         step = J64 @ delta
     else:
-        eye = lam * torch.eye(m, dtype=torch.float64, device=J.device)
-        L, info = torch.linalg.cholesky_ex((J @ J.T).double() + eye)
-        if info and J.dtype != torch.float64:
-            J64 = J.double()
-            L, info = torch.linalg.cholesky_ex(J64 @ J64.T + eye)
-        if info:
+        L = dual_cholesky(J, lam)
+        if L is None:
             return None
         y = torch.cholesky_solve(r64[:, None], L)[:, 0]
         delta = -(J.T @ y.to(J.dtype)).double()
@@ -228,8 +243,7 @@ class LevenbergMarquardt:
             refused), and each non-empty block's share of the first (the sum of its squared scaled residuals).
         """
         r, J = residual_jacobian(self.fns, theta, blocks, chunk=self.chunk)
-        sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
-        shares = [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
+        shares = block_shares(r, blocks)
         before = sum(shares)
         if not math.isfinite(before):
             raise FloatingPointError(f"the residuals are not finite (loss {before})")

@@ -36,6 +36,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
+from .gauss_newton import dual_cholesky
+
 __all__ = ["Spring"]
 
 
@@ -66,17 +68,13 @@ class Spring:
         step is :math:`-\eta\varphi_k`. Raises ``FloatingPointError`` when ``r`` or ``J`` is not finite."""
         if not (torch.isfinite(r).all() and torch.isfinite(J).all()):
             raise FloatingPointError("the residuals or their Jacobian are not finite")
-        m, p = J.shape
+        p = J.shape[1]
         if self.phi is None or self.phi.shape[0] != p:
             self.phi = J.new_zeros(p)
-        eye = torch.eye(m, dtype=torch.float64, device=J.device)
-        gram = (J @ J.T).double()  # in J's dtype first: a float64 copy of J would cost 2-4x
-        lam = self.damping * max(float(gram.diagonal().mean()), 1e-300)
-        L, info = torch.linalg.cholesky_ex(gram + lam * eye)
-        if info and J.dtype != torch.float64:  # rounding made the float32 Gram matrix indefinite
-            J64 = J.double()
-            L, info = torch.linalg.cholesky_ex(J64 @ J64.T + lam * eye)
-        if info:
+        gram = J @ J.T
+        lam = self.damping * max(float(gram.double().diagonal().mean()), 1e-300)
+        L = dual_cholesky(J, lam, gram)
+        if L is None:
             raise FloatingPointError("the damped Gram matrix J J^T + lambda I is not positive definite")
         zeta = r.double() - self.momentum * (J @ self.phi).double()
         y = torch.cholesky_solve(zeta[:, None], L)[:, 0]

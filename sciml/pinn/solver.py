@@ -57,7 +57,8 @@ log = logging.getLogger("sciml.pinn")
 
 __all__ = ["Parametrisation", "identity_parametrisation", "Targets", "targets_for", "pinn_loss", "predict",
            "relative_l2", "ansatz_terms", "with_hard_constraints", "TestSet", "make_test_set", "Trainer", "sampler_of",
-           "collocation", "shard_points", "flat_pinn_loss", "interior_residual", "stationary_residual", "PARTS", "Objective", "MemberObjective", "dtype_of",
+           "collocation", "shard_points", "flat_pinn_loss", "interior_residual", "stationary_residual", "PARTS",
+           "Objective", "MemberObjective", "dtype_of",
            "StationaryDerivatives", "stationary_terms", "distance_terms", "stationary_loss", "flat_stationary_loss",
            "predict_stationary", "default_distance", "lr_factor",
            "compile_pays"]
@@ -670,11 +671,12 @@ class Trainer:
         self._loss_fn = None  # the compiled (or, after a failed check, the eager) flat loss, made on first use
         self.lm = self.spring = self._fns = None
         if o.gn_iters or spring:
+            if self.objective.family and spring:
+                raise ConfigError("optim.optimizer", "spring steps train one member: use adam for a family run, or "
+                                                     "transfer to each member on its own")
             if self.objective.family:
-                key, what = (("optim.optimizer", "spring steps train") if spring
-                             else ("optim.gn_iters", "the Levenberg-Marquardt finish trains"))
-                raise ConfigError(key, f"{what} one member: {'use adam' if spring else 'set it to 0'} for a family "
-                                       "run, or transfer to each member on its own")
+                raise ConfigError("optim.gn_iters", "the Levenberg-Marquardt finish trains one member: set it to 0 "
+                                                    "for a family run, or transfer to each member on its own")
             # per-point residuals with exact derivatives (the forward Laplacian on one point for an MLP)
             self._fns = gauss_newton.residual_functions(self.module, problem, self.par.build, self.par.const,
                                                         self.t_shift)
@@ -870,8 +872,7 @@ class Trainer:
         blocks = self._lm_blocks(self.global_points)
         r, J = gauss_newton.residual_jacobian(self._fns, self.par.theta, blocks,
                                               chunk=self.cfg.laplacian.chunk_size)
-        sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
-        shares = [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
+        shares = gauss_newton.block_shares(r, blocks)
         phi = self.spring.direction(r, J)
         eta = self.cfg.optim.ng_lr * self._decay(self._step)
         with torch.no_grad():
