@@ -88,6 +88,37 @@ def test_fresh_run_into_an_existing_run_is_refused_unless_overwrite(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+def test_a_folder_another_live_run_writes_is_refused_and_a_killed_holder_frees_it(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    A, b = _problem()
+    cfg = LstsqConfig(steps=20, checkpoint_every=10)
+    run = tmp_path / "r"
+    sciml.fit(Lstsq, cfg, (A, b), out=run, stop_at=15)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    # another process writing the run: it holds the folder's lock until it dies
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from sciml.run.rundir import RunLock; "
+                               f"RunLock({str(run)!r}).acquire(); print('held', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for kwargs in ({"resume": True}, {"overwrite": True}):
+            with pytest.raises(UsageError, match=rf"--out.*another run \(pid {holder.pid}\)"):
+                sciml.fit(Lstsq, cfg, (A, b), out=run, **kwargs)
+        # nothing was removed or written, the overwrite's clearing included
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.05)
+    res = sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True)  # the kernel dropped the dead holder's lock
+    assert res.status == Status.SUCCESS and res.step == 20
+    again = sciml.fit(Lstsq, cfg, (A, b), out=run, overwrite=True)  # and fit released its own on return
+    assert again.ok
+
+
 def test_out_inside_a_file_and_bad_threads_and_budget_are_user_errors(tmp_path):
     A, b = _problem()
     (tmp_path / "f").write_text("x")

@@ -49,7 +49,7 @@ from .config import ConfigError, config_to_dict, dump_toml, load_config
 from .errors import CheckpointError, UsageError, UserError
 from .loop import train_loop
 from .result import Result, Status
-from .rundir import RunDir
+from .rundir import RunDir, RunInUseError, RunLock
 from .runtime import get_logger, resolve_device, seed_everything
 
 __all__ = ["Method", "MethodBase", "fit", "set_threads", "open_run", "check_run_config"]
@@ -173,14 +173,24 @@ def open_run(out: str | Path | None, config: Any, *, resume: bool, overwrite: bo
         return None
     path = Path(out)
     _precheck(path, config, resume, overwrite)
-    if not resume and overwrite:
-        for f in [*(path / "checkpoints").glob("*"), path / "metrics.jsonl", path / "metrics.h5", path / "meta.json"]:
-            if f.is_file():
-                f.unlink()
     try:
-        run = RunDir(path)
+        path.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(path).acquire()  # before anything is removed or written
+    except RunInUseError as e:
+        raise UsageError("--out", str(e)) from None
     except OSError as e:
         raise UsageError("--out", f"cannot create {path} ({e.strerror}); choose a writable folder") from None
+    try:
+        if not resume and overwrite:
+            for f in [*(path / "checkpoints").glob("*"), path / "metrics.jsonl", path / "metrics.h5",
+                      path / "meta.json"]:
+                if f.is_file():
+                    f.unlink()
+        run = RunDir(path)
+    except OSError as e:
+        lock.release()
+        raise UsageError("--out", f"cannot create {path} ({e.strerror}); choose a writable folder") from None
+    run.lock = lock
     run.clean_temporaries()
     return run
 
@@ -226,6 +236,17 @@ def fit(method: type, config: Any, problem: Any = None, /, *, out: str | Path | 
     # the method's config is the resolved one (e.g. the problem's own name filled in): that is what is
     # saved, and what a resumed run must match; nothing has been written yet
     run = open_run(out, m.config, resume=resume, overwrite=overwrite) if main else None
+    try:
+        return _fit_in(m, run, config, dev, resume=resume, stop_at=stop_at, max_seconds=max_seconds, desc=desc,
+                       dist=dist)
+    finally:
+        if run is not None and run.lock is not None:
+            run.lock.release()
+
+
+def _fit_in(m: Any, run: RunDir | None, config: Any, dev: torch.device, *, resume: bool, stop_at: int | None,
+            max_seconds: float | None, desc: str | None, dist: Any) -> Result:
+    """:func:`fit` once the method is built and its run folder is open (and locked)."""
     loaded = _check_checkpoint(run, m) if run is not None and resume else None
     if run is not None and not resume:
         run.save_config(m.config)

@@ -9,12 +9,15 @@ Layout of ``RUN/``::
     results.h5         the method's results (arrays + attributes), written atomically
     checkpoints/       ckpt_<step>.pt (atomic), the last ``keep`` of them; ``latest`` is the newest
     *.png              plots
+    .lock              held (an exclusive ``flock``) by the process writing the run: a second run on the
+                       same folder is refused instead of interleaving checkpoints and metrics
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,7 +28,49 @@ from .config import config_to_dict, dump_toml
 from .errors import CheckpointError
 from .io import atomic_h5, atomic_torch_save, atomic_write_text
 
-__all__ = ["RunDir", "read_torch_file"]
+__all__ = ["RunDir", "RunLock", "RunInUseError", "read_torch_file"]
+
+
+class RunInUseError(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on ``FOLDER/.lock``, held while a process writes the run.
+
+    The kernel drops the lock when its holder exits, killed or not, so a crashed run never leaves a stale
+    lock behind (``--resume`` after a kill just works). The file keeps the holder's pid for the message.
+    Where ``fcntl`` does not exist (Windows) the lock is a no-op.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        """Take the lock, or raise :class:`RunInUseError` naming the holder's pid."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUseError(f"{self.path.parent} is being written by another run (pid {holder}); wait for "
+                                "it to finish or stop it, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 def read_torch_file(path: str | Path, map_location: Any = "cpu", *, what: str = "model file") -> Any:
@@ -56,6 +101,7 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
         self.keep = keep
+        self.lock: RunLock | None = None  # set by sciml.run.method.open_run, released when fit returns
         self._metrics: dict[str, list[float]] = {}
         self._load_metrics()
 
