@@ -168,7 +168,7 @@ def dual_cholesky(J: Tensor, lam: float, gram: Tensor | None = None) -> Tensor |
 
 
 def block_shares(r: Tensor, blocks: list[tuple]) -> list[float]:
-    """Each non-empty block's share of :math:`\|r\|^2` (the sum of its squared scaled residuals), in order."""
+    r"""Each non-empty block's share of :math:`\|r\|^2` (the sum of its squared scaled residuals), in order."""
     sizes = [x.shape[0] for _, _, _, x, _ in blocks if x.shape[0]]
     return [float((b.double() ** 2).sum()) for b in torch.split(r, sizes)]
 
