@@ -116,7 +116,31 @@ def test_a_folder_another_live_run_writes_is_refused_and_a_killed_holder_frees_i
     res = sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True)  # the kernel dropped the dead holder's lock
     assert res.status == Status.SUCCESS and res.step == 20
     again = sciml.fit(Lstsq, cfg, (A, b), out=run, overwrite=True)  # and fit released its own on return
-    assert again.ok
+    assert again.ok and not (run / ".lock").exists()
+
+
+def test_a_lock_taken_on_a_file_its_holder_just_removed_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    from sciml.run import rundir
+
+    first = rundir.RunLock(tmp_path).acquire()
+    real_open, calls = os.open, []
+
+    def racing_open(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        calls.append(fd)
+        if len(calls) == 1:  # the holder releases (removes the file) between our open and our flock
+            first.release()
+        return fd
+
+    monkeypatch.setattr(rundir.os, "open", racing_open)
+    second = rundir.RunLock(tmp_path).acquire()
+    monkeypatch.undo()
+    assert len(calls) == 2  # the first descriptor pointed at the removed file: locked again on the new one
+    assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+    with pytest.raises(rundir.RunInUseError, match=rf"pid {os.getpid()}"):
+        rundir.RunLock(tmp_path).acquire()
+    second.release()
+    assert not (tmp_path / ".lock").exists()
 
 
 def test_out_inside_a_file_and_bad_threads_and_budget_are_user_errors(tmp_path):

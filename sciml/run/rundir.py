@@ -9,8 +9,8 @@ Layout of ``RUN/``::
     results.h5         the method's results (arrays + attributes), written atomically
     checkpoints/       ckpt_<step>.pt (atomic), the last ``keep`` of them; ``latest`` is the newest
     *.png              plots
-    .lock              held (an exclusive ``flock``) by the process writing the run: a second run on the
-                       same folder is refused instead of interleaving checkpoints and metrics
+    .lock              while a process writes the run, its pid under an exclusive ``flock``: a second run
+                       on the same folder is refused instead of interleaving checkpoints and metrics
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ class RunInUseError(RuntimeError):
 class RunLock:
     """An exclusive, non-blocking ``flock`` on ``FOLDER/.lock``, held while a process writes the run.
 
-    The kernel drops the lock when its holder exits, killed or not, so a crashed run never leaves a stale
-    lock behind (``--resume`` after a kill just works). The file keeps the holder's pid for the message.
-    Where ``fcntl`` does not exist (Windows) the lock is a no-op.
+    The kernel drops the lock when its holder exits, killed or not, so a crashed run never blocks the
+    next one (``--resume`` after a kill just works). The file holds the holder's pid for the message and is
+    removed on release, so a finished run, or a command refused before it wrote anything, leaves no file.
+    Removing it is safe because a process that locked a file it then finds unlinked (it opened the file
+    just before the holder released it) tries again on the new one. Where ``fcntl`` does not exist
+    (Windows) the lock is a no-op.
     """
 
     def __init__(self, folder: str | Path):
@@ -53,22 +56,34 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunInUseError(f"{self.path.parent} is being written by another run (pid {holder}); wait for "
-                                "it to finish or stop it, or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunInUseError(f"{self.path.parent} is being written by another run (pid {holder}); wait "
+                                    "for it to finish or stop it, or choose another --out") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self._fd = fd
+                return self
+            os.close(fd)  # the previous holder removed this file as we locked it: lock the new one
+        raise RunInUseError(f"{self.path.parent}: its lock file keeps changing; is another run starting there?")
 
     def release(self) -> None:
-        """Drop the lock (idempotent)."""
+        """Remove the lock file and drop the lock (idempotent)."""
         if self._fd is not None:
+            try:
+                self.path.unlink()  # while still holding it (see the class docstring)
+            except FileNotFoundError:
+                pass
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
