@@ -109,19 +109,34 @@ def pinn_runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("dist")
     (d / "dp.toml").write_text(TINY.format(resample="true"))
     (d / "fam.toml").write_text(TINY.format(resample="false"))
-    _sciml(d, 1, "pinn", "train", "dp.toml", "--out", "one")
-    _sciml(d, 2, "pinn", "train", "dp.toml", "--out", "two")
-    # stopped by a (tiny) wall-clock budget after step 1, with a checkpoint there (status budget, exit 0: an
-    # interruption's exit 3 would read as a failed worker to torchrun), then resumed on another number of processes
-    _sciml(d, 2, "pinn", "train", "dp.toml", "--out", "resumed", "--max-seconds", "1e-6")
-    _sciml(d, 1, "pinn", "train", "dp.toml", "--out", "resumed", "--resume")
-    for n in (1, 2):
-        _sciml(d, n, "pinn", "transfer", "--from", "one", "--config", "dp.toml", "--out", f"transfer{n}")
-        _sciml(d, n, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", f"family{n}")
-    _sciml(d, 1, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed",
-           "--max-seconds", "1e-6")
-    _sciml(d, 2, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed", "--resume")
+    # Independent runs go side by side (each is a few seconds of process start-up; one after another they
+    # were 77 s of the suite); the commands of one chain run in order.
+    _chains(d, [(1, "pinn", "train", "dp.toml", "--out", "one")],
+            [(2, "pinn", "train", "dp.toml", "--out", "two")],
+            # stopped by a (tiny) wall-clock budget after step 1, with a checkpoint there (status budget, exit 0:
+            # an interruption's exit 3 would read as a failed worker to torchrun), then resumed on another
+            # number of processes
+            [(2, "pinn", "train", "dp.toml", "--out", "resumed", "--max-seconds", "1e-6"),
+             (1, "pinn", "train", "dp.toml", "--out", "resumed", "--resume")])
+    _chains(d, *([(n, "pinn", "transfer", "--from", "one", "--config", "dp.toml", "--out", f"transfer{n}"),
+                  (n, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", f"family{n}")] for n in (1, 2)),
+            [(1, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed",
+              "--max-seconds", "1e-6"),
+             (2, "pinn", "family", "--from", "one", "--config", "fam.toml", "--out", "family_resumed", "--resume")])
     return d
+
+
+def _chains(tmp_path, *chains):
+    """Run each chain of ``(nproc, *args)`` commands in order, the chains side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_chain(chain):
+        for nproc, *args in chain:
+            _sciml(tmp_path, nproc, *args)
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        for f in [pool.submit(run_chain, c) for c in chains]:
+            f.result()  # re-raises a chain's failure
 
 
 def test_pinn_train_on_two_processes_equals_one(pinn_runs):
