@@ -91,7 +91,6 @@ def test_fresh_run_into_an_existing_run_is_refused_unless_overwrite(tmp_path):
 def test_a_folder_another_live_run_writes_is_refused_and_a_killed_holder_frees_it(tmp_path):
     import subprocess
     import sys
-    import time
 
     A, b = _problem()
     cfg = LstsqConfig(steps=20, checkpoint_every=10)
@@ -112,7 +111,6 @@ def test_a_folder_another_live_run_writes_is_refused_and_a_killed_holder_frees_i
     finally:
         holder.kill()
         holder.wait()
-    time.sleep(0.05)
     res = sciml.fit(Lstsq, cfg, (A, b), out=run, resume=True)  # the kernel dropped the dead holder's lock
     assert res.status == Status.SUCCESS and res.step == 20
     again = sciml.fit(Lstsq, cfg, (A, b), out=run, overwrite=True)  # and fit released its own on return

@@ -165,28 +165,29 @@ def open_run(out: str | Path | None, config: Any, *, resume: bool, overwrite: bo
     * a fresh run: ``out`` must not already hold a run (its checkpoints would be mixed with the new
       ones) unless ``overwrite``, which clears the old checkpoints and metrics first.
 
+    The folder's :class:`~sciml.run.rundir.RunLock` is taken before anything is removed or written and held
+    as ``run.lock`` until the caller releases it (:func:`fit` does when it returns).
+
     Raises:
-        UsageError: ``out`` is a file, sits under a file, or cannot be created.
+        UsageError: ``out`` is a file, sits under a file, cannot be created, or another live run writes it.
         ConfigError: resume with another config.
     """
     if out is None:
         return None
     path = Path(out)
     _precheck(path, config, resume, overwrite)
+    lock = RunLock(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(path).acquire()  # before anything is removed or written
-    except RunInUseError as e:
-        raise UsageError("--out", str(e)) from None
-    except OSError as e:
-        raise UsageError("--out", f"cannot create {path} ({e.strerror}); choose a writable folder") from None
-    try:
+        lock.acquire()  # before anything is removed or written
         if not resume and overwrite:
             for f in [*(path / "checkpoints").glob("*"), path / "metrics.jsonl", path / "metrics.h5",
                       path / "meta.json"]:
                 if f.is_file():
                     f.unlink()
         run = RunDir(path)
+    except RunInUseError as e:
+        raise UsageError("--out", str(e)) from None
     except OSError as e:
         lock.release()
         raise UsageError("--out", f"cannot create {path} ({e.strerror}); choose a writable folder") from None
