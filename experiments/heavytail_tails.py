@@ -84,6 +84,9 @@ def main(argv=None) -> int:
                "data_p_ratio_r999": floor["p_ratio_r999"], "data_pass": floor["pass"],
                "ccdf_l1": round(res.metrics["ccdf_l1"], 3) if "ccdf_l1" in res.metrics else None,
                "cpu_s": round(cpu, 1), "status": res.status.value}
+        shape = getattr(res.payload.sampler, "radial_logit", None)
+        if shape is not None:  # the radial latent's learned shape weights a_j
+            row["radial_a"] = [round(float(v), 3) for v in torch.sigmoid(shape.detach())]
         print(json.dumps(row), flush=True)
     return 0
 

@@ -35,16 +35,21 @@ class CriticConfig:
 class GANConfig:
     """GAN generator: an MLP on latent noise, ``x = T^{-1}(G(z))`` with ``T`` the coordinates.
 
-    Default: log coordinates and Laplace noise, so the tail index of each direction is learned (the
-    generator's asymptotic slope). ``latent = "student"`` (or ``student_iid``) with ``coordinates =
+    Default: log coordinates and the radial latent (a uniform direction times an exponential-tailed radius
+    whose shape is learned), so the tail index of each direction is learned (the generator's asymptotic
+    slope). ``latent = "student"`` (or ``student_iid``) with ``coordinates =
     "linear"`` is the option that puts the index in: the degrees of freedom of the latent."""
 
     coordinates: str = param("log", choices=COORDINATES.names(),
                              doc="generator and critic work in u = T(x); log: u = sign(x) log(1+|x|)")
-    latent: str = param("laplace", choices=LATENTS,
-                        doc="latent noise; a Lipschitz map of Gaussian noise cannot make power-law tails; "
-                            "student / student_iid put the data's Hill index in (with coordinates = linear)")
+    latent: str = param("radial", choices=LATENTS,
+                        doc="latent noise; radial: a uniform direction times an exponential-tailed radius whose "
+                            "shape is learned; laplace: iid Laplace; a Lipschitz map of Gaussian noise cannot make "
+                            "power-law tails; student / student_iid put the data's Hill index in (with coordinates "
+                            "= linear)")
     latent_nu: float = param(0.0, ge=0, doc="latent Student-t degrees of freedom; 0 = smoothed Hill estimate of the data")
+    latent_lr: float = param(0.03, gt=0, doc="Adam learning rate of the radial latent's shape weights (along the "
+                                             "generator's cosine)")
     latent_dim: int = param(0, ge=0, doc="latent dimension; 0 = data dimension")
     width: int = param(64, ge=1)
     depth: int = param(3, ge=1)
@@ -186,6 +191,8 @@ def unused_option(cfg: HeavyTailConfig) -> tuple[str, str] | None:
         return "gp_weight", f"is the gradient penalty's weight; it does nothing with constraint = '{cfg.constraint}'"
     if cfg.gan.latent_nu != 0 and not cfg.gan.latent.startswith("student"):
         return "gan.latent_nu", f"does nothing with gan.latent = '{cfg.gan.latent}'; set gan.latent = 'student' or drop it"
+    if cfg.gan.latent_lr != GANConfig.latent_lr and cfg.gan.latent != "radial":
+        return "gan.latent_lr", f"is the radial latent's learning rate; it does nothing with gan.latent = '{cfg.gan.latent}'"
     if cfg.flow.base_nu != 0 and cfg.flow.base != "student":
         return "flow.base_nu", "does nothing with flow.base = 'gaussian'; set flow.base = 'student' or drop it"
     if cfg.flow.probes != 1 and cfg.flow.divergence != "hutchinson":

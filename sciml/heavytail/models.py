@@ -31,10 +31,14 @@ from .coordinates import COORDINATES, Coordinates
 
 __all__ = ["Sampler", "sample_latent", "Generator", "ParticleCloud", "PotentialFlow", "student_t_logpdf", "LATENTS"]
 
-#: latent noise of the GAN generator (``gan.latent``): ``laplace`` (exponential tails, for a generator in
-#: log coordinates, which turns them into power laws of a learned index), ``gaussian``, and the Student-t
-#: options ``student`` / ``student_iid`` (the tail index put in through the degrees of freedom)
-LATENTS = ("laplace", "gaussian", "student", "student_iid")
+#: latent noise of the GAN generator (``gan.latent``): ``radial`` (a uniform direction times a radius with an
+#: exponential tail whose shape is learned with the generator) and ``laplace`` (iid exponential tails), for a
+#: generator in log coordinates, which turns them into power laws of a learned index; ``gaussian``; and the
+#: Student-t options ``student`` / ``student_iid`` (the tail index put in through the degrees of freedom)
+LATENTS = ("radial", "laplace", "gaussian", "student", "student_iid")
+
+#: the radial latent's shape weights start at a_j = sigmoid(-3) = 0.047: nearly a pure Exp(1) radius
+RADIAL_START = -3.0
 
 
 @runtime_checkable
@@ -52,7 +56,12 @@ def sample_latent(kind: str, n: int, dim: int, nu: float, *, generator: torch.Ge
     """Latent noise ``(n, dim)``: ``laplace`` (iid standard Laplace, :math:`P(|z_j|>s) = e^{-s}`);
     ``gaussian``; ``student`` (multivariate t, one shared chi-square scale); ``student_iid`` (independent t
     coordinates). Drawn from ``generator`` (chi-square via numpy seeded from it, as torch's gamma sampler
-    takes no generator)."""
+    takes no generator). ``radial`` returns the raw draws ``(n, 2 dim)``: ``dim`` iid Exp(1) variables and
+    ``dim`` Gaussians, which :meth:`Generator.latent_map` turns into a radius and a direction."""
+    if kind == "radial":
+        e = sample_latent("laplace", n, dim, nu, generator=generator, device=device, dtype=dtype).abs()
+        g = torch.randn(n, dim, generator=generator, device=generator.device if generator is not None else None)
+        return torch.cat([e, g.to(device=device, dtype=dtype)], dim=1)
     if kind == "laplace":
         v = torch.rand(n, dim, generator=generator, device=generator.device if generator is not None else None)
         # rand is in [0, 1): an exact 0 (one float32 draw in 2^24, about once per training run) would give
@@ -84,6 +93,20 @@ def student_t_logpdf(z: Tensor, nu: float) -> Tensor:
 class Generator(nn.Module):
     r"""GAN generator :math:`x = G(z)`: an MLP with 1-Lipschitz activations on latent noise.
 
+    **The radial latent** (``latent = "radial"``, the default): :math:`z = R\,\theta`, :math:`\theta` uniform on
+    the unit sphere and
+
+    .. math:: R = \frac{E_1 + \sum_{j=2}^{k} a_j E_j}{1 + \sum_{j\ge2} a_j}, \quad E_j \sim
+              \mathrm{Exp}(1)\ \text{iid}, \quad a_j = \mathrm{sigmoid}(\beta_j)\ \text{learned},
+
+    (mean 1 whatever the :math:`a_j`, so they set the law's shape, not its scale). In log coordinates the
+    generator makes :math:`\log|x|` grow about linearly in :math:`R` along each ray, so the tail of
+    :math:`R` becomes the power law: :math:`a \to 0` gives :math:`P(R > s) \propto e^{-s}` (a pure power law
+    of the slope's index), :math:`a = 1` the Gamma(k) law of an iid Laplace latent's L1 radius,
+    :math:`P \propto s^{k-1}e^{-s}`, whose polynomial factor bends the tail lighter over the range the data
+    cover, the more so the larger k. Learning :math:`a` lets the data choose between the two
+    (docs/heavytail.md, "The radial latent").
+
     Args:
         latent_dim: dimension of z. out_dim: dimension of x.
         latent: the latent law (:data:`LATENTS`); ``latent_nu`` its Student-t degrees of freedom.
@@ -107,6 +130,9 @@ class Generator(nn.Module):
         self.latent, self.latent_nu = latent, float(latent_nu)
         self.coordinates = COORDINATES.resolve(coordinates)
         self.log_scale = nn.Parameter(torch.zeros(out_dim)) if scale else None
+        # the radial latent's shape logits beta_j (none for one dimension: R = E_1)
+        self.radial_logit = (nn.Parameter(torch.full((latent_dim - 1,), RADIAL_START))
+                             if latent == "radial" else None)
         self.ema = float(ema)
         if self.ema > 0:
             for name, w in self.named_parameters():
@@ -134,8 +160,18 @@ class Generator(nn.Module):
     def dim(self) -> int:
         return self.out_dim
 
+    def latent_map(self, z: Tensor) -> Tensor:
+        r"""The network's input from the raw draws of :meth:`noise`: ``z`` itself, or for the radial latent
+        :math:`R\,\theta` (class docstring) from the ``2 latent_dim`` columns of Exp(1) and Gaussian draws."""
+        if self.radial_logit is None:
+            return z
+        e, g = z[..., :self.latent_dim], z[..., self.latent_dim:]
+        a = torch.sigmoid(self.radial_logit)
+        radius = (e[..., 0] + (a * e[..., 1:]).sum(-1)) / (1 + a.sum())
+        return radius.unsqueeze(-1) * g / g.norm(dim=-1, keepdim=True).clamp(min=1e-30)
+
     def forward(self, z: Tensor) -> Tensor:
-        u = self.net(z)
+        u = self.net(self.latent_map(z))
         return u if self.log_scale is None else u * self.log_scale.exp()
 
     @torch.no_grad()
@@ -143,7 +179,7 @@ class Generator(nn.Module):
         """Set ``log_scale`` so that each output coordinate's median absolute deviation equals ``target``
         (the data's, in the generator's coordinates): the body's spread at the start, the tail left to
         training."""
-        u = self.net(self.noise(n, generator=generator))
+        u = self.net(self.latent_map(self.noise(n, generator=generator)))
         mad = (u - u.median(dim=0).values).abs().median(dim=0).values
         self.log_scale.copy_(torch.log(target.to(u) / mad.clamp(min=1e-12)))
 

@@ -128,7 +128,14 @@ class GANModel(GenerativeModel):
         return G
 
     def optimiser(self, cfg, sampler):
-        return torch.optim.Adam(sampler.parameters(), lr=cfg.gan.lr, betas=(0.5, 0.999))
+        # the radial latent's shape logits get their own rate (gan.latent_lr): a few scalars every draw
+        # shares, which at the network's 1e-3 could move about one unit over the run
+        shape = [p for n, p in sampler.named_parameters() if n == "radial_logit"]
+        rest = [p for n, p in sampler.named_parameters() if n != "radial_logit"]
+        groups = [{"params": rest, "base_lr": cfg.gan.lr}]
+        if shape:
+            groups.append({"params": shape, "base_lr": cfg.gan.latent_lr})
+        return torch.optim.Adam(groups, lr=cfg.gan.lr, betas=(0.5, 0.999))
 
     @staticmethod
     def learning_rate(cfg, i: int) -> float:
@@ -140,8 +147,9 @@ class GANModel(GenerativeModel):
 
     def step(self, run, i):
         G, critic, bs = run.sampler, run.critic, run.batch_size
+        decay = self.learning_rate(run.config, i) / run.config.gan.lr  # every group along the same cosine
         for group in run.optimiser.param_groups:
-            group["lr"] = self.learning_rate(run.config, i)
+            group["lr"] = group["base_lr"] * decay
         reverse = run.config.gan.order == "data_gen"  # D_f(Q || P_G): the data take the E[phi] side
         for _ in range(run.config.critic.steps):
             with torch.no_grad():
