@@ -24,8 +24,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/sciml demo
 
+# -n auto: one pytest worker per core, one torch thread each (tests/conftest.py); --dist loadfile keeps a
+# file's tests (and its module fixtures, built once) on one worker
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

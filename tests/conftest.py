@@ -1,7 +1,15 @@
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one thread each (and for the processes the tests start), so the
+    # workers do not oversubscribe the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
