@@ -31,7 +31,7 @@ from .data import DeflationData, PointSet, validation_index
 from .hamiltonian import hamiltonian_state
 from .library import LibraryFit, library_fit, monomial_factor_derivatives
 from .losses import deflation_factor, orthonormal_span, point_loss, value_spread
-from .model import ConservedQuantity, LearnedInvariant, input_scaling
+from .model import ConservedQuantity, LearnedInvariant, input_scaling, input_whitening
 
 __all__ = ["CandidateSeeds", "candidate_seeds", "Gradients", "head_gradient", "Spans", "Init", "Candidate", "LawFit",
            "start_candidate", "new_network", "evaluate", "loss_statistics", "lbfgs_finish", "lm_finish",
@@ -192,8 +192,9 @@ def new_network(data: DeflationData, cfg: Any, device: torch.device, dtype: torc
         lib = data.library
         poly = lib.features.leading(len(coef)).cpu()   # the stage's leading block of the library
     a, s = input_scaling(data.train.x, data.shift, data.scale, net.inputs)
+    T = input_whitening(data.train.x, data.shift, data.scale, net.inputs)
     m = ConservedQuantity(data.dim, data.shift, data.scale, net.width, net.depth, net.activation, poly=poly,
-                          coef=coef, raw_inputs=net.inputs == "raw", input_shift=a, input_scale=s)
+                          coef=coef, raw_inputs=net.inputs == "raw", input_shift=a, input_scale=s, input_matrix=T)
     return m.to(device, dtype)
 
 

@@ -18,11 +18,13 @@ class NetworkConfig:
     width: int = param(64, ge=1, doc="hidden width")
     depth: int = param(3, ge=1, doc="hidden layers")
     activation: str = param("silu", choices=("silu", "tanh", "softplus", "gelu", "sin"), doc="activation")
-    inputs: str = param("auto", choices=("auto", "standardised", "raw"),
+    inputs: str = param("auto", choices=("auto", "standardised", "raw", "whitened"),
                         doc="what the MLP sees: 'standardised' z = (x - mean)/std per coordinate, 'raw' the state x, "
                             "'auto' z except a coordinate whose std exceeds 4 robust spreads (IQR/1.349), which is "
                             "centred on its median and divided by its robust spread (a coordinate that winds far, "
-                            "like the pendulum's q: docs/conservation.md); the loss is standardised either way")
+                            "like the pendulum's q: docs/conservation.md), 'whitened' z rotated and scaled to unit covariance "
+                            "(principal axes: a drifting centre of mass no longer squeezes the relative "
+                            "coordinates); the loss is standardised either way")
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,8 @@ def _network(path: Path, dim: int, poly_degree: int | None, cfg: DiscoveryConfig
         net = cfg.network
         with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the caller's RNG alone
             m = ConservedQuantity(dim, torch.zeros(dim), torch.ones(dim), net.width, net.depth, net.activation,
-                                  poly=poly, coef=coef, raw_inputs=net.inputs == "raw").to(device, dtype)
+                                  poly=poly, coef=coef, raw_inputs=net.inputs == "raw",
+                                  input_matrix=torch.eye(dim) if net.inputs == "whitened" else None).to(device, dtype)
         m.load_state_dict(state)
     except (OSError, RuntimeError, EOFError, KeyError) as e:
         raise DataError(f"{path}: unreadable learned quantity ({type(e).__name__}); run the discovery again") \
