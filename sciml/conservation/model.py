@@ -62,8 +62,9 @@ def input_whitening(x: Tensor, shift: Tensor, scale: Tensor, mode: str) -> Tenso
     direction dominates, the others are squeezed into a sliver of :math:`z`: periodic Toda's centre of mass
     drifts as :math:`Pt/N`, so at N = 5 each :math:`q_i` has standard deviation 7.3 while the bond lengths
     :math:`q_{i+1} - q_i`, on which the integrals depend, vary by about 1 (correlation eigenvalues 3e-3 to
-    7e-3 against 5.4 for the drift). The integrals are then functions of frequency 10-20 in :math:`z`, out
-    of reach of an MLP started at unit scale, as the pendulum's :math:`\cos q` was for ``standardised``.
+    7e-3 against 5.4 for the drift). The integrals then vary on a scale of 0.05-0.08 in :math:`z` (the
+    square roots of those eigenvalues), hard to reach for an MLP started at unit scale, as the pendulum's
+    :math:`\cos q` was for ``standardised``.
     Whitening gives every principal direction unit variance; the loss is unchanged (it is computed on
     :math:`z`, and the rotation is part of the function).
     """
