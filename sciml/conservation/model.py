@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..autodiff import batch, gradient, point_function
 from ..nn.mlp import MLP
+from .library import whitening
 
 __all__ = ["ConservedQuantity", "LearnedInvariant", "input_scaling", "input_whitening", "INPUT_MODES", "WIDE_SPREAD"]
 
@@ -36,12 +37,10 @@ def input_scaling(x: Tensor, shift: Tensor, scale: Tensor, mode: str = "auto",
       started at unit scale). Every catalogue system but the pendulum has :math:`\sigma/\sigma_R \le 1.7`
       (docs/conservation.md), so ``auto`` is ``standardised`` there, bit for bit.
     """
-    if mode == "standardised":
+    if mode in ("standardised", "whitened"):   # "whitened": its rotation is input_whitening's
         return shift.clone(), scale.clone()
     if mode == "raw":
         return torch.zeros_like(shift), torch.ones_like(scale)
-    if mode == "whitened":   # per coordinate as "standardised"; the rotation is input_whitening's
-        return shift.clone(), scale.clone()
     if mode != "auto":
         raise ValueError(f"network.inputs: unknown mode {mode!r}; choose one of {', '.join(INPUT_MODES)}")
     x = x[:: -(-x.numel() // 2**24)]   # torch.quantile takes at most 2^24 values: a strided subset beyond
@@ -56,7 +55,8 @@ def input_scaling(x: Tensor, shift: Tensor, scale: Tensor, mode: str = "auto",
 def input_whitening(x: Tensor, shift: Tensor, scale: Tensor, mode: str) -> Tensor | None:
     r"""The MLP's input rotation for ``NetworkConfig.inputs = "whitened"``: :math:`T` (``(d, d)``) with
     :math:`\mathrm{cov}(zT) = I`, :math:`z = (x - \mu)/\sigma` the training states
-    (:func:`~sciml.conservation.library.whitening`); ``None`` for every other mode.
+    (:func:`~sciml.conservation.library.whitening`: float64, near-null directions kept unscaled); ``None``
+    for every other mode.
 
     Why: standardising each coordinate leaves the *directions* of the data at their own scales. Where one
     direction dominates, the others are squeezed into a sliver of :math:`z`: periodic Toda's centre of mass
@@ -70,7 +70,6 @@ def input_whitening(x: Tensor, shift: Tensor, scale: Tensor, mode: str) -> Tenso
     """
     if mode != "whitened":
         return None
-    from .library import whitening   # the library's (float64; near-null directions kept unscaled)
     x = x[:: -(-len(x) // 200_000)]    # a strided subset: the covariance of 2e5 states is plenty
     return whitening((x - shift) / scale).to(scale.dtype)
 

@@ -130,11 +130,10 @@ class GANModel(GenerativeModel):
     def optimiser(self, cfg, sampler):
         # the radial latent's shape logits get their own rate (gan.latent_lr): a few scalars every draw
         # shares, which at the network's 1e-3 could move about one unit over the run
+        # (group 0: the networks, group 1 if any: the shape logits; step sets both rates from the config)
         shape = [p for n, p in sampler.named_parameters() if n == "radial_logit"]
         rest = [p for n, p in sampler.named_parameters() if n != "radial_logit"]
-        groups = [{"params": rest, "base_lr": cfg.gan.lr}]
-        if shape:
-            groups.append({"params": shape, "base_lr": cfg.gan.latent_lr})
+        groups = [{"params": rest}] + ([{"params": shape}] if shape else [])
         return torch.optim.Adam(groups, lr=cfg.gan.lr, betas=(0.5, 0.999))
 
     @staticmethod
@@ -147,9 +146,11 @@ class GANModel(GenerativeModel):
 
     def step(self, run, i):
         G, critic, bs = run.sampler, run.critic, run.batch_size
-        decay = self.learning_rate(run.config, i) / run.config.gan.lr  # every group along the same cosine
-        for group in run.optimiser.param_groups:
-            group["lr"] = group["base_lr"] * decay
+        # every group along the same cosine; the rates come from the config, not from the optimiser's groups,
+        # so a checkpoint whose groups carry no extra keys (written before the radial latent) resumes too
+        decay = self.learning_rate(run.config, i) / run.config.gan.lr
+        for group, rate in zip(run.optimiser.param_groups, (run.config.gan.lr, run.config.gan.latent_lr)):
+            group["lr"] = rate * decay
         reverse = run.config.gan.order == "data_gen"  # D_f(Q || P_G): the data take the E[phi] side
         for _ in range(run.config.critic.steps):
             with torch.no_grad():
