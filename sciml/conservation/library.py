@@ -30,13 +30,17 @@ Detector (Liu et al. 2024, linear in a given basis), used here inside the neural
 **The dictionary and the order of the solves.** Beside the monomials of degree 1..p the library may hold
 atoms :math:`a(x)` of the raw state times monomials of degree 0..q (:mod:`sciml.conservation.features`:
 :math:`\log|x_i|`, :math:`1/|x_i - x_j|`, :math:`e^{x_i - x_j}`, :math:`\cos x_i`, ...; each atom centred
-and scaled to unit spread on the data). Its columns are ordered so that every *stage* is a leading block:
-the monomials of degree 1, then of degree <= 2, ..., <= p, then those and the atoms x degree 0, then x
-degree <= 1, ... (:func:`build_library` stops at ``max_features`` columns). :math:`A`, :math:`G` and
+and scaled to unit spread on the data). Its columns are the monomials of degree 1, 2, ..., p, then the
+atoms x degree 0, x degree 1, ... (:func:`build_library` stops at ``max_features`` columns). A *stage* is
+the monomials of degree <= 1, <= 2, ..., <= p, then for each atom degree q the atoms x degree <= q beside
+the monomials of the highest degree that the points support (:meth:`MonomialFeatures.stages`: at d = 10
+the atoms x degree <= 1 of periodic Toda, 770 columns, leave room for the cubic monomials, not the
+quartic ones, and the cubic integral :math:`\sum p^3/3 + \sum (p_i + p_{i+1}) e^{q_i - q_{i+1}}` is
+exact there). :math:`A`, :math:`G` and
 :math:`E` do not depend on the earlier laws and are assembled once per discovery (``cache``), over chunks
 of points, never holding more than one chunk's Jacobians; the deflated :math:`B = G - \sum_j M_j`,
 :math:`M_j = \overline{(Jq_j)(Jq_j)^\top}` over the earlier laws' basis vectors :math:`q_j`, once per
-candidate. The stages are solved in turn on the leading blocks and the first exact one wins: a polynomial
+candidate. The stages are solved in turn on their columns and the first exact one wins: a polynomial
 before any atom, a low degree before a high one. With no exact stage, the solution on the largest
 polynomial stage of at most ``head_features`` columns starts a network (its head evaluates only those
 columns: ``MonomialFeatures.leading``).
@@ -50,7 +54,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import scipy.linalg
@@ -62,7 +66,7 @@ from ..run.errors import UserError
 from .features import FEATURES, Atom, Feature, select_atoms
 from .losses import deflation_factor
 
-__all__ = ["MonomialFeatures", "LibraryFit", "n_monomials", "library_degree_for", "library_fit",
+__all__ = ["MonomialFeatures", "Stage", "LibraryFit", "n_monomials", "library_degree_for", "library_fit",
            "feature_gradients", "whitening", "build_library"]
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,27 @@ def _rows(dim: int, degree: int, constant: bool) -> list[tuple[int, ...]]:
     """Monomials as ``degree`` factor indices into ``(1, w_1..w_d)``, sorted by degree (stable)."""
     rows = [c for c in itertools.combinations_with_replacement(range(dim + 1), degree) if constant or any(c)]
     return sorted(rows, key=lambda c: sum(1 for i in c if i))
+
+
+class Stage(NamedTuple):
+    """One stage of the library's solves: the first ``monomials`` columns (the monomials of degree <=
+    ``degree``) and, with ``atom_degree`` >= 0, the atom columns up to ``block`` (atoms x monomials of degree
+    <= ``atom_degree``). ``columns`` is how many it solves over, ``block`` the leading block that holds it
+    (its solution's coefficients are 0 in between: the head of a network or an exact solution evaluates
+    ``leading(block)``)."""
+
+    columns: int
+    degree: int
+    atom_degree: int
+    monomials: int
+    block: int
+
+    def index(self) -> Tensor:
+        """The stage's column indices into the library."""
+        mono = torch.arange(self.monomials)
+        if self.block == self.monomials:
+            return mono
+        return torch.cat([mono, torch.arange(self.block - (self.columns - self.monomials), self.block)])
 
 
 class MonomialFeatures(nn.Module):
@@ -146,13 +171,24 @@ class MonomialFeatures(nn.Module):
         self.spec = self._spec()
         return self
 
-    def stages(self) -> list[tuple[int, int, int]]:
-        """The nested leading blocks, in the order they are solved: ``(columns, degree, atom_degree)``
-        (``atom_degree`` -1: monomials only)."""
-        out = [(n_monomials(self.dim, p), p, -1) for p in range(1, self.degree + 1)]
+    def stages(self, max_columns: float | None = None) -> list["Stage"]:
+        """The stages, in the order they are solved (:class:`Stage`): the monomials of degree <= 1, <= 2,
+        ..., then for each atom degree ``q`` = 0, 1, ... the atoms x monomials of degree <= ``q`` beside the
+        monomials of the highest degree that keeps the stage within ``max_columns`` (degree-adaptive: a
+        stage the points cannot support beside all the monomials is solved beside fewer of them; a stage
+        that fits with none is skipped). ``max_columns`` ``None``: no limit (every stage beside all the
+        monomials)."""
+        cap = math.inf if max_columns is None else max_columns
+        out = [Stage(n_monomials(self.dim, p), p, -1, n_monomials(self.dim, p), n_monomials(self.dim, p))
+               for p in range(1, self.degree + 1) if n_monomials(self.dim, p) <= cap]
         K, Fm = len(self.atoms), int(self.index.shape[0])
-        out += [(Fm + K * math.comb(self.dim + q, q), self.degree, q) for q in range(self.atom_degree + 1)]
-        return [s for s in out if s[0] <= self.n_features]
+        for q in range(self.atom_degree + 1):
+            n_atom = K * math.comb(self.dim + q, q)
+            for p in range(self.degree, 0, -1):
+                if n_monomials(self.dim, p) + n_atom <= cap:
+                    out.append(Stage(n_monomials(self.dim, p) + n_atom, p, q, n_monomials(self.dim, p), Fm + n_atom))
+                    break
+        return out
 
     def leading(self, n: int) -> "MonomialFeatures":
         """A copy with only the first ``n`` columns (a network's head for a stage's solution)."""
@@ -427,11 +463,15 @@ def library_fit(features: MonomialFeatures, z: Tensor, v: Tensor, Q: Tensor, *, 
     has_check = check is not None and bool(check.any())
     n_fit = len(z) if check is None else int((~check).sum())
     fallback, fit = None, None
-    stages = [st for st in features.stages() if st[0] * points_per_column <= n_fit] or features.stages()[:1]
-    for n, degree, atom_degree in stages:
-        fit = _solve(A[:n, :n], B[:n, :n], G[:n, :n], None if E is None else E[:n, :n], rcond, null_tol,
-                     exact_factor, degree, atom_degree)
-        fit = dataclasses.replace(fit, coef=torch.cat([fit.coef, fit.coef.new_zeros(len(A) - n)]), columns=n)
+    stages = features.stages(n_fit / points_per_column) or features.stages()[:1]
+    for stage in stages:
+        idx, n = stage.index(), stage.block
+        A_s, B_s, G_s = (M[idx][:, idx] for M in (A, B, G))
+        fit = _solve(A_s, B_s, G_s, None if E is None else E[idx][:, idx], rcond, null_tol, exact_factor,
+                     stage.degree, stage.atom_degree)
+        coef = fit.coef.new_zeros(len(A))
+        coef[idx] = fit.coef
+        fit = dataclasses.replace(fit, coef=coef, columns=n)
         if fit.exact and has_check:
             if held is None:
                 rows = check.to(z.device)
@@ -443,7 +483,7 @@ def library_fit(features: MonomialFeatures, z: Tensor, v: Tensor, Q: Tensor, *, 
             fit = dataclasses.replace(fit, exact=False)
         if fit.exact:
             return fit
-        if atom_degree < 0 and (fallback is None or head_features is None or n <= head_features):
+        if stage.atom_degree < 0 and (fallback is None or head_features is None or n <= head_features):
             fallback = fit
     return fallback if fallback is not None else fit
 
