@@ -199,11 +199,13 @@ def test_whitened_library_finds_the_quartic_energy_of_a_drifting_chain():
     assert float((resid.norm(dim=-1) / g.norm(dim=-1)).median()) < 1e-3
 
 
-def test_closed_form_head_gradient_equals_autograd():
+@pytest.mark.parametrize("inputs", ["standardised", "whitened"])
+def test_closed_form_head_gradient_equals_autograd(inputs):
     """A candidate with a polynomial head (cubic monomials of whitened z at d = 6, zeros among the states so
-    the prefix/suffix products are exercised at 0): the closed-form state gradient the training uses, and
-    its gradient with respect to every parameter, equal float64 autograd through the module's forward to
-    1e-12."""
+    the prefix/suffix products are exercised at 0), its MLP on standardised or whitened inputs
+    (``network.inputs``: the MLP sees u T): the closed-form state gradient the training uses, and its
+    gradient with respect to every parameter, equal float64 autograd through the module's forward to
+    1e-12. (Until 3 Dec 2026 the split gradient left T out, and the whitened case failed.)"""
     from sciml.conservation.candidate import Gradients
     from sciml.conservation.library import whitening
 
@@ -213,7 +215,9 @@ def test_closed_form_head_gradient_equals_autograd():
     x[:10, 2] = 0.0
     shift, scale = x.mean(0), x.std(0)
     lib = MonomialFeatures(d, 3, whitening((x - shift) / scale))
-    m = ConservedQuantity(d, shift, scale, poly=lib, coef=torch.randn(lib.n_features, dtype=torch.float64)).double()
+    T = whitening((x - shift) / scale) if inputs == "whitened" else None
+    m = ConservedQuantity(d, shift, scale, poly=lib, coef=torch.randn(lib.n_features, dtype=torch.float64),
+                          input_matrix=T).double()
     last = [layer for layer in m.net.modules() if isinstance(layer, torch.nn.Linear)][-1]
     torch.nn.init.normal_(last.weight)            # the head's start zeroes the MLP's output: undo it
     g = Gradients(m)

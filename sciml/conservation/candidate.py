@@ -95,8 +95,13 @@ class Gradients:
     def _split(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """The MLP's gradient by autodiff plus the head's in closed form."""
         m = self.module
-        g = self.op(params, (x - m.input_shift) / m.input_scale) / m.input_scale
-        return g + head_gradient(m.poly, m.coef[:, 0], (x - m.shift) / m.scale) / m.scale
+        u = (x - m.input_shift) / m.input_scale
+        T = m.input_matrix
+        if T is None:
+            g = self.op(params, u)
+        else:   # whitened inputs: the MLP sees v = u T, so grad_u = T grad_v (chain rule, row vectors)
+            g = self.op(params, u @ T) @ T.T
+        return g / m.input_scale + head_gradient(m.poly, m.coef[:, 0], (x - m.shift) / m.scale) / m.scale
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.closed_head:
